@@ -1,0 +1,340 @@
+//! `plinth.toml`: parsed, validated and resolved once at start-up. A bad file names the
+//! section or plugin and the field at fault.
+
+mod expand;
+mod limits;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::{AllowedHost, PluginName, World};
+pub use expand::{expand, ExpandError};
+pub use limits::{Limits, RawLimits};
+
+/// The whole, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub runtime: RuntimeConfig,
+    pub plugins: Vec<PluginConfig>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Largest request body accepted; larger gets 413.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    /// sled's page cache; real memory use can reach several times this.
+    pub cache_mib: u64,
+    /// Background flush period for writes that are not acknowledged individually.
+    pub flush_every_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached (default `{data_dir}/compiled`).
+    pub cache_dir: PathBuf,
+    /// Plugin instances alive at once across all plugins (the pooling allocator's size).
+    pub max_instances: u32,
+    /// Epoch tick: how often a running guest is checked against its deadline and made
+    /// to yield to other requests.
+    pub epoch_tick_ms: u64,
+}
+
+/// One `[[plugin]]` entry.
+#[derive(Clone, Debug)]
+pub struct PluginConfig {
+    pub name: PluginName,
+    pub world: World,
+    /// The component file, resolved against the config file's directory.
+    pub source: PathBuf,
+    pub allowed_hosts: Vec<AllowedHost>,
+    pub limits: Limits,
+    /// The plugin's own values, `${ENV}` already expanded.
+    pub values: BTreeMap<String, String>,
+}
+
+/// Values that override the file (CLI flags and `PLINTH_*` environment variables).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {section}: field `{field}`: {message}")]
+    Invalid {
+        section: String,
+        field: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(section: impl Into<String>, field: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            section: section.into(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    runtime: RawRuntime,
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<RawPlugin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    data_dir: PathBuf,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStorage {
+    cache_mib: u64,
+    flush_every_ms: u64,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            cache_mib: 64,
+            flush_every_ms: 500,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRuntime {
+    cache_dir: Option<PathBuf>,
+    max_instances: u32,
+    epoch_tick_ms: u64,
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_instances: 256,
+            epoch_tick_ms: 5,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: PluginName,
+    world: World,
+    source: PathBuf,
+    #[serde(default)]
+    allowed_hosts: Vec<AllowedHost>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
+}
+
+fn default_max_body_bytes() -> usize {
+    1 << 20
+}
+
+impl Config {
+    /// Reads and validates `path`, applying `overrides`, expanding `${ENV}` from the
+    /// process environment.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, overrides, |k| std::env::var(k).ok()).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses config text; relative paths resolve against `base`.
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        let listen = match overrides.listen {
+            Some(addr) => addr,
+            None => raw.server.listen.parse().map_err(|_| {
+                ConfigError::invalid("[server]", "listen", "expected an address like 127.0.0.1:8080")
+            })?,
+        };
+        let data_dir = match &overrides.data_dir {
+            Some(dir) => dir.clone(),
+            None => base.join(&raw.server.data_dir),
+        };
+        if raw.server.max_body_bytes == 0 || raw.server.max_body_bytes > 64 << 20 {
+            return Err(ConfigError::invalid(
+                "[server]",
+                "max_body_bytes",
+                "must be between 1 and 67108864",
+            ));
+        }
+        let storage = StorageConfig {
+            cache_mib: in_range("[storage]", "cache_mib", raw.storage.cache_mib, 1, 65536)?,
+            flush_every_ms: in_range(
+                "[storage]",
+                "flush_every_ms",
+                raw.storage.flush_every_ms,
+                1,
+                60_000,
+            )?,
+        };
+        let runtime = RuntimeConfig {
+            cache_dir: match raw.runtime.cache_dir {
+                Some(dir) => base.join(dir),
+                None => data_dir.join("compiled"),
+            },
+            max_instances: in_range(
+                "[runtime]",
+                "max_instances",
+                raw.runtime.max_instances.into(),
+                1,
+                10_000,
+            )? as u32,
+            epoch_tick_ms: in_range("[runtime]", "epoch_tick_ms", raw.runtime.epoch_tick_ms, 1, 1000)?,
+        };
+        let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugins.len());
+        for p in raw.plugins {
+            let plugin = resolve_plugin(p, base, &env)?;
+            if plugins.iter().any(|q| q.name == plugin.name) {
+                return Err(ConfigError::invalid(
+                    format!("plugin {:?}", plugin.name.as_str()),
+                    "name",
+                    "defined twice",
+                ));
+            }
+            plugins.push(plugin);
+        }
+        Ok(Config {
+            server: ServerConfig {
+                listen,
+                data_dir,
+                max_body_bytes: raw.server.max_body_bytes,
+            },
+            storage,
+            runtime,
+            plugins,
+        })
+    }
+
+    pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {
+        self.plugins.iter().find(|p| p.name.as_str() == name)
+    }
+}
+
+fn resolve_plugin(
+    p: RawPlugin,
+    base: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<PluginConfig, ConfigError> {
+    let section = format!("plugin {:?}", p.name.as_str());
+    let source = base.join(&p.source);
+    if !source.is_file() {
+        return Err(ConfigError::invalid(
+            section,
+            "source",
+            format!(
+                "no such file: {} (build plugins with `cargo xtask plugins`)",
+                source.display()
+            ),
+        ));
+    }
+    if !p.world.has_outbound() && !p.allowed_hosts.is_empty() {
+        return Err(ConfigError::invalid(
+            section,
+            "allowed_hosts",
+            format!("{} plugins are pure and cannot make outbound calls", p.world),
+        ));
+    }
+    let limits = p
+        .limits
+        .resolve()
+        .map_err(|(field, message)| ConfigError::invalid(&section, &format!("limits.{field}"), message))?;
+    let mut values = BTreeMap::new();
+    for (key, value) in p.config {
+        let field = format!("config.{key}");
+        let raw = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                return Err(ConfigError::invalid(
+                    section,
+                    &field,
+                    "values must be strings, numbers or booleans",
+                ))
+            }
+        };
+        let expanded =
+            expand(&raw, env).map_err(|e| ConfigError::invalid(&section, &field, e.to_string()))?;
+        values.insert(key, expanded);
+    }
+    Ok(PluginConfig {
+        name: p.name,
+        world: p.world,
+        source,
+        allowed_hosts: p.allowed_hosts,
+        limits,
+        values,
+    })
+}
+
+fn in_range(section: &str, field: &str, v: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    if (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::invalid(
+            section,
+            field,
+            format!("must be between {min} and {max}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+use super::*;
+
+fn base() -> (tempdir::Dir, PathBuf) {
+    let dir = tempdir::Dir::new();
+    std::fs::write(dir.path().join("hello.wasm"), b"\0asm").unwrap();
+    let p = dir.path().to_path_buf();
+    (dir, p)
+}
+
+/// A throwaway directory for config tests (removed on drop).
+mod tempdir {
+    pub struct Dir(std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(format!("plinth-config-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+    Config::parse(text, base, &Overrides::default(), |k| {
+        (k == "SECRET").then(|| "s3cret".to_string())
+    })
+}
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+data_dir = "./data"
+
+[[plugin]]
+name = "hello"
+world = "http-plugin"
+source = "hello.wasm"
+allowed_hosts = ["api.example.com", "127.0.0.1:9000"]
+limits = { timeout_ms = 250, memory_mib = 8 }
+config = { greeting = "hi", key = "${SECRET}", port = 8080 }
+"#;
+
+#[test]
+fn parses_a_good_file_and_resolves_paths_and_secrets() {
+    let (_d, base) = base();
+    let c = parse(GOOD, &base).unwrap();
+    assert_eq!(c.server.listen.port(), 8080);
+    assert_eq!(c.server.data_dir, base.join("./data"));
+    assert_eq!(c.runtime.cache_dir, base.join("./data").join("compiled"));
+    let p = &c.plugins[0];
+    assert_eq!(p.source, base.join("hello.wasm"));
+    assert_eq!(p.limits.timeout, std::time::Duration::from_millis(250));
+    assert_eq!(p.limits.memory_bytes, 8 << 20);
+    assert_eq!(p.values["key"], "s3cret");
+    assert_eq!(p.values["port"], "8080");
+    assert_eq!(p.allowed_hosts.len(), 2);
+}
+
+#[test]
+fn overrides_win_over_the_file() {
+    let (_d, base) = base();
+    let o = Overrides {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(PathBuf::from("/tmp/elsewhere")),
+    };
+    let c = Config::parse(GOOD, &base, &o, |_| Some("x".into())).unwrap();
+    assert_eq!(c.server.listen.port(), 0);
+    assert_eq!(c.server.data_dir, PathBuf::from("/tmp/elsewhere"));
+}
+
+fn error_of(text: &str) -> String {
+    let (_d, base) = base();
+    parse(text, &base).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_files_name_the_plugin_and_field() {
+    let missing_env = GOOD.replace("${SECRET}", "${NOT_SET_ANYWHERE}");
+    let e = error_of(&missing_env);
+    assert!(
+        e.contains("plugin \"hello\"") && e.contains("config.key") && e.contains("NOT_SET_ANYWHERE"),
+        "{e}"
+    );
+
+    let e = error_of(&GOOD.replace("timeout_ms = 250", "timeout_ms = 0"));
+    assert!(
+        e.contains("plugin \"hello\"") && e.contains("limits.timeout_ms"),
+        "{e}"
+    );
+
+    let e = error_of(&GOOD.replace("hello.wasm", "nope.wasm"));
+    assert!(
+        e.contains("plugin \"hello\"") && e.contains("source") && e.contains("nope.wasm"),
+        "{e}"
+    );
+
+    let e = error_of(&GOOD.replace("http-plugin", "http"));
+    assert!(e.contains("unknown world"), "{e}");
+
+    let e = error_of(&GOOD.replace("name = \"hello\"", "name = \"Hello/\""));
+    assert!(e.contains("invalid plugin name"), "{e}");
+
+    let e = error_of(&GOOD.replace("timeout_ms", "timout_ms"));
+    assert!(e.contains("unknown field") && e.contains("timout_ms"), "{e}");
+
+    let e = error_of(&GOOD.replace("api.example.com", "https://api.example.com"));
+    assert!(e.contains("without a scheme"), "{e}");
+
+    let e = error_of(&GOOD.replace("127.0.0.1:8080", "nowhere"));
+    assert!(e.contains("[server]") && e.contains("listen"), "{e}");
+
+    let twice = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[plugin]]").unwrap()..]);
+    let e = error_of(&twice);
+    assert!(e.contains("defined twice"), "{e}");
+
+    let pure = GOOD.replace("http-plugin", "rules-plugin");
+    let e = error_of(&pure);
+    assert!(e.contains("allowed_hosts"), "{e}");
+}

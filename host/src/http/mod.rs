@@ -1,0 +1,72 @@
+//! The HTTP API: one router per area, merged here, with the request-context middleware
+//! (request id, tracing span, metrics) and JSON errors for everything, panics included.
+
+mod error;
+mod health;
+mod metrics;
+mod openapi;
+mod plugins;
+mod request_context;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::http::{Method, Uri};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use openapi::ApiDoc;
+pub use request_context::current_request_id;
+
+use crate::runtime::Runtime;
+use crate::store::Storage;
+use crate::telemetry::Metrics;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub runtime: Runtime,
+    pub storage: Storage,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(inner: AppInner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(plugins::router())
+        .merge(openapi::router())
+        .merge(metrics::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(request_context::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_context::request_context,
+        ))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::RouteNotFound(format!("{method} {}", uri.path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,13 @@
+//! Plinth: a backend whose business rules and integrations run as sandboxed
+//! WebAssembly components. See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod runtime;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use startup::Application;

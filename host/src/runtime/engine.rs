@@ -1,0 +1,93 @@
+//! The one wasmtime `Engine`: pooling allocator sized from config, epoch interruption
+//! driven by one ticker thread for the whole process, fuel only when a plugin asks.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::config::{PluginConfig, RuntimeConfig};
+
+/// Native stack a guest may use before it traps with a stack overflow.
+const MAX_WASM_STACK: usize = 512 << 10;
+/// Host stack for each async call (must exceed the guest's).
+const ASYNC_STACK: usize = 1 << 20;
+/// Linear memory kept mapped between instances of a pool slot, reset with memset
+/// instead of madvise: cheaper for small guests that touch few pages.
+const KEEP_RESIDENT: usize = 1 << 20;
+
+pub fn build_engine(rt: &RuntimeConfig, plugins: &[PluginConfig]) -> wasmtime::Result<Engine> {
+    let max_memory = plugins
+        .iter()
+        .map(|p| p.limits.memory_bytes)
+        .max()
+        .unwrap_or(32 << 20);
+    let n = rt.max_instances;
+
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(8))
+        .max_core_instances_per_component(32)
+        .total_memories(n.saturating_mul(2))
+        .max_memories_per_component(4)
+        .total_tables(n.saturating_mul(4))
+        .max_tables_per_component(16)
+        .total_stacks(n)
+        .max_memory_size(max_memory as usize)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 << 10);
+
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .consume_fuel(plugins.iter().any(|p| p.limits.fuel.is_some()))
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(ASYNC_STACK)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config)?;
+    register_with_ticker(&engine, Duration::from_millis(rt.epoch_tick_ms));
+    Ok(engine)
+}
+
+/// An engine for inspecting components offline (`plinth plugin check`): no pool.
+pub fn inspection_engine() -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    Engine::new(&config)
+}
+
+struct Ticker {
+    engines: Mutex<Vec<EngineWeak>>,
+}
+
+static TICKER: OnceLock<Ticker> = OnceLock::new();
+
+/// Adds `engine` to the process's single epoch ticker thread, starting it on first use
+/// with the given period. Engines that are dropped fall off the list.
+fn register_with_ticker(engine: &Engine, period: Duration) {
+    let ticker = TICKER.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("plinth-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(period);
+                let Some(t) = TICKER.get() else { continue };
+                let mut engines = t.engines.lock().unwrap_or_else(|e| e.into_inner());
+                engines.retain(|weak| match weak.upgrade() {
+                    Some(engine) => {
+                        engine.increment_epoch();
+                        true
+                    }
+                    None => false,
+                });
+            })
+            .expect("spawn the epoch ticker thread");
+        Ticker {
+            engines: Mutex::new(Vec::new()),
+        }
+    });
+    ticker
+        .engines
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(engine.weak());
+}

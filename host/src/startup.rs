@@ -1,0 +1,113 @@
+//! Building and running the server: storage, runtime, router, listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{router, AppInner, AppState};
+use crate::runtime::{LoadError, Runtime};
+use crate::store::{Storage, StoreError};
+use crate::telemetry::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error(transparent)]
+    Plugin(#[from] LoadError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A server that is bound and ready; `run_until_stopped` serves it.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    addr: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let storage = {
+            let (dir, cfg) = (config.server.data_dir.join("db"), config.storage.clone());
+            tokio::task::spawn_blocking(move || Storage::open(&dir, &cfg))
+                .await
+                .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))??
+        };
+        let metrics = Arc::new(Metrics::new());
+        let runtime = Runtime::start(config, &storage, metrics.clone()).await?;
+        let listener =
+            TcpListener::bind(config.server.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.server.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.server.listen,
+            source,
+        })?;
+        let state = AppState::new(AppInner {
+            runtime,
+            storage,
+            metrics,
+            max_body_bytes: config.server.max_body_bytes,
+        });
+        Ok(Self {
+            listener,
+            state,
+            addr,
+        })
+    }
+
+    /// The address actually bound (port 0 in the config picks a free one).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then drains connections and flushes storage.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let storage = self.state.storage.clone();
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tokio::task::spawn_blocking(move || storage.flush_blocking())
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)?;
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

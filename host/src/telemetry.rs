@@ -1,0 +1,165 @@
+//! Logs (tracing) and metrics (Prometheus text format at `/metrics`).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Installs the global tracing subscriber: `RUST_LOG` filter (default `info`), JSON
+/// lines when `PLINTH_LOG_FORMAT=json`. Safe to call more than once.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("PLINTH_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginOutcome {
+    plugin: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabel {
+    plugin: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(
+        [
+            0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
+    )
+}
+
+/// The process's metrics; one per application instance (tests run several).
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    http_latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    plugin_invocations: Family<PluginOutcome, Counter>,
+    plugin_latency: Family<PluginLabel, Histogram, fn() -> Histogram>,
+    plugin_fuel: Family<PluginLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("plinth");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_latency =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let plugin_invocations = Family::<PluginOutcome, Counter>::default();
+        let plugin_latency =
+            Family::<PluginLabel, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let plugin_fuel = Family::<PluginLabel, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            http_latency.clone(),
+        );
+        registry.register(
+            "plugin_invocations",
+            "Plugin invocations by outcome (ok, guest_error, timeout, memory_limit, fuel_exhausted, trapped, busy)",
+            plugin_invocations.clone(),
+        );
+        registry.register(
+            "plugin_duration_seconds",
+            "Plugin invocation latency",
+            plugin_latency.clone(),
+        );
+        registry.register(
+            "plugin_fuel_consumed",
+            "Fuel consumed by plugins with a fuel budget",
+            plugin_fuel.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_latency,
+            plugin_invocations,
+            plugin_latency,
+            plugin_fuel,
+        }
+    }
+
+    pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.http_latency
+            .get_or_create(&RouteLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn plugin_invocation(&self, plugin: &str, outcome: &str, elapsed: Duration) {
+        self.plugin_invocations
+            .get_or_create(&PluginOutcome {
+                plugin: plugin.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.plugin_latency
+            .get_or_create(&PluginLabel {
+                plugin: plugin.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn plugin_fuel(&self, plugin: &str, used: u64) {
+        self.plugin_fuel
+            .get_or_create(&PluginLabel {
+                plugin: plugin.to_string(),
+            })
+            .inc_by(used);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,189 @@
+//! `spawn_app`: the real server on port 0 with a temp data dir and real plugins.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use plinth::config::{Config, Overrides};
+use plinth::Application;
+use tokio::sync::oneshot;
+
+/// Where `cargo xtask plugins` puts the compiled plugins.
+pub fn plugins_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins");
+    assert!(
+        dir.join("hello.wasm").is_file() && dir.join("hostile.wasm").is_file(),
+        "plugins are missing in {}: run `cargo xtask plugins` (or `cargo xtask test`)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn plugin_path(name: &str) -> String {
+    plugins_dir().join(format!("{name}.wasm")).display().to_string()
+}
+
+/// Compiled components are cached across tests so each plugin compiles once a run.
+pub fn shared_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache/compiled")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// Stops the server gracefully and waits for it (storage flushed); returns the data
+    /// directory so a test can start the server again on it.
+    pub async fn stop(self) -> tempfile::TempDir {
+        let TestApp {
+            data_dir,
+            shutdown,
+            server,
+            ..
+        } = self;
+        if let Some(tx) = shutdown {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = server {
+            handle
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+        data_dir
+    }
+}
+
+/// The `[server]` part every test config starts with; `plugins` is appended.
+pub fn config_text(plugins: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = "./unused"
+max_body_bytes = 65536
+
+[runtime]
+cache_dir = "{cache}"
+max_instances = 64
+
+{plugins}
+"#,
+        cache = shared_cache_dir().display()
+    )
+}
+
+/// The hello plugin mounted under `name`.
+pub fn hello_plugin(name: &str) -> String {
+    format!(
+        r#"
+[[plugin]]
+name = "{name}"
+world = "http-plugin"
+source = "{source}"
+config = {{ greeting = "hello from {name}" }}
+"#,
+        source = plugin_path("hello")
+    )
+}
+
+/// The hostile plugin mounted under `name` with extra settings (TOML lines).
+pub fn hostile_plugin(name: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[plugin]]
+name = "{name}"
+world = "http-plugin"
+source = "{source}"
+{extra}
+"#,
+        source = plugin_path("hostile")
+    )
+}
+
+/// Starts the server with the given plugin sections in a fresh data directory.
+pub async fn spawn_app(plugins: &str) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_in(plugins, data_dir).await
+}
+
+pub async fn spawn_app_in(plugins: &str, data_dir: tempfile::TempDir) -> TestApp {
+    let overrides = Overrides {
+        listen: None,
+        data_dir: Some(data_dir.path().to_path_buf()),
+    };
+    let config = Config::parse(&config_text(plugins), Path::new("."), &overrides, |k| {
+        std::env::var(k).ok()
+    })
+    .expect("test config is valid");
+    let app = Application::build(&config).await.expect("server builds");
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        data_dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// Reads a JSON body, failing the test with the raw text if it is not JSON.
+pub async fn json(resp: reqwest::Response) -> serde_json::Value {
+    let text = resp.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts the standard error envelope and returns its code.
+pub async fn error_code(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "unexpected status");
+    let request_id = resp
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = json(resp).await;
+    let err = &body["error"];
+    assert!(err["code"].is_string(), "no error.code in {body}");
+    assert!(err["message"].is_string(), "no error.message in {body}");
+    assert_eq!(
+        err["request_id"],
+        request_id.as_str(),
+        "request id in body and header differ"
+    );
+    body
+}

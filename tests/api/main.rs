@@ -1,0 +1,8 @@
+//! Black-box tests: the real server on port 0, real HTTP, real plugins compiled to
+//! wasm32-wasip2. Run them with `cargo xtask test`.
+
+mod cli;
+mod helpers;
+mod hostile;
+mod http_basics;
+mod plugins;

@@ -1,0 +1,364 @@
+//! `cargo xtask bench`: build, start `plinth serve` on a free port with a generated
+//! config, drive it with the built-in load generator, print a table and write
+//! `target/bench/results-<scenario>.json`.
+//!
+//! Measurements of a scenario alternate (A, B, A, B …, `--rounds` times) so drifting
+//! background load on a shared machine affects all of them alike; the table shows each
+//! run and the mean.
+
+mod load;
+mod machine;
+mod report;
+mod scenario;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::plugins;
+use crate::workspace::{display_command, Workspace};
+use load::{LoadConfig, RunStats};
+use machine::Machine;
+use report::{Results, RunReport, Settings};
+use scenario::Scenario;
+use server::Server;
+
+/// How long the server may take to print its listening line (it compiles plugins).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much of an unexpected response body an error message shows.
+const BODY_SNIPPET: usize = 300;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Seconds each measurement is recorded for (after the warm-up).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    duration: u64,
+    /// Concurrent keep-alive connections, each sending requests back to back.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    connections: u64,
+    /// Scenario to run (see --list).
+    #[arg(long, default_value = "plugin")]
+    scenario: String,
+    /// Seconds of unrecorded load before each measurement.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=600))]
+    warmup: u64,
+    /// How many times each measurement runs, alternating with the others.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
+    rounds: u64,
+    /// Threads of the load generator (the server competes with it for the CPUs).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    client_threads: u64,
+    /// Reuse the plugins and host already built instead of building them.
+    #[arg(long)]
+    skip_build: bool,
+    /// Benchmark this `plinth` binary instead of target/release/plinth (e.g. an older
+    /// build, to compare); the host is then not built.
+    #[arg(long, value_name = "PATH")]
+    plinth_bin: Option<PathBuf>,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+impl BenchArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            duration_s: self.duration,
+            warmup_s: self.warmup,
+            connections: usize::try_from(self.connections).unwrap_or(usize::MAX),
+            rounds: usize::try_from(self.rounds).unwrap_or(usize::MAX),
+            client_threads: usize::try_from(self.client_threads).unwrap_or(1),
+        }
+    }
+
+    /// The command line that reproduces this run.
+    fn command_line(&self) -> String {
+        let mut cmd = format!(
+            "cargo xtask bench --scenario {} --duration {} --connections {} --warmup {} --rounds {} --client-threads {}",
+            crate::workspace::shell_quote(&self.scenario),
+            self.duration,
+            self.connections,
+            self.warmup,
+            self.rounds,
+            self.client_threads
+        );
+        if self.skip_build {
+            cmd.push_str(" --skip-build");
+        }
+        if let Some(bin) = &self.plinth_bin {
+            cmd.push_str(" --plinth-bin ");
+            cmd.push_str(&crate::workspace::shell_quote(&bin.to_string_lossy()));
+        }
+        cmd
+    }
+}
+
+pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<()> {
+    if args.list {
+        for s in scenario::all() {
+            println!("{:<12} {}", s.name, s.description);
+        }
+        return Ok(());
+    }
+    let scenario = scenario::find(&args.scenario)?;
+    scenario.validate()?;
+
+    if !args.skip_build {
+        plugins::build(ws)?;
+    }
+    let bin = match (&args.plinth_bin, args.skip_build) {
+        (Some(bin), _) => {
+            std::path::absolute(bin).with_context(|| format!("invalid --plinth-bin {}", bin.display()))?
+        }
+        (None, true) => ws.release_bin("plinth"),
+        (None, false) => ws.build_host()?,
+    };
+    if !bin.is_file() {
+        bail!("{} does not exist; run without --skip-build", bin.display());
+    }
+
+    let bench_dir = ws.target_dir.join("bench");
+    let run_dir = fresh_run_dir(&bench_dir)?;
+    let outcome = bench_in(ws, args, &scenario, &bin, &bench_dir, &run_dir);
+    match &outcome {
+        Ok(()) => {
+            if let Err(err) = std::fs::remove_dir_all(&run_dir) {
+                eprintln!("warning: could not remove {}: {err}", run_dir.display());
+            }
+        }
+        Err(_) => eprintln!(
+            "kept {} for inspection (until the next bench)",
+            ws.display_path(&run_dir)
+        ),
+    }
+    outcome
+}
+
+/// Runs the scenario with its server's files under `run_dir`; the server is killed on
+/// return, error or not.
+fn bench_in(
+    ws: &Workspace,
+    args: &BenchArgs,
+    scenario: &Scenario,
+    bin: &Path,
+    bench_dir: &Path,
+    run_dir: &Path,
+) -> Result<()> {
+    let plugin_dir = plugins::output_dir(ws);
+    let mut mounts = Vec::with_capacity(scenario.plugins.len());
+    for plugin in &scenario.plugins {
+        let path = plugin_dir.join(format!("{}.wasm", plugin.artifact));
+        if !path.is_file() {
+            bail!(
+                "scenario {} needs {}; run `cargo xtask plugins`",
+                scenario.name,
+                path.display()
+            );
+        }
+        mounts.push((plugin.name, plugin.world, path));
+    }
+    let config: Vec<(&str, &str, &Path)> = mounts
+        .iter()
+        .map(|(name, world, path)| (*name, *world, path.as_path()))
+        .collect();
+    let config_path = run_dir.join("plinth.toml");
+    std::fs::write(&config_path, server::render_config(&config))
+        .with_context(|| format!("could not write {}", config_path.display()))?;
+    let data_dir = run_dir.join("data");
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("could not create {}", data_dir.display()))?;
+
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(run_dir)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .env("PLINTH_DATA_DIR", &data_dir)
+        .env("PLINTH_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn");
+    let server_command = format!(
+        "PLINTH_DATA_DIR={} PLINTH_LISTEN=127.0.0.1:0 RUST_LOG=warn {}",
+        data_dir.display(),
+        display_command(&cmd)
+    );
+
+    let machine = Machine::detect(&ws.root);
+    let settings = args.settings();
+    println!("command: {}", args.command_line());
+    println!("server:  {server_command}");
+    println!("{}", machine.describe());
+    println!("scenario {}: {}", scenario.name, scenario.description);
+    let per_run = args.warmup + args.duration;
+    let total = per_run * args.rounds * scenario.measurements.len() as u64;
+    println!(
+        "{} connections, {} s warm-up + {} s per run, {} round(s): about {total} s\n",
+        args.connections, args.warmup, args.duration, args.rounds
+    );
+
+    let mut server = Server::start(cmd, STARTUP_TIMEOUT)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.client_threads)
+        .enable_all()
+        .build()
+        .context("could not start the load generator's runtime")?;
+    runtime
+        .block_on(prepare(server.addr, scenario))
+        .map_err(|e| anyhow!("{e:#}\n{}", server.stderr_tail()))?;
+
+    let load = LoadConfig {
+        addr: server.addr,
+        connections: settings.connections,
+        warmup: Duration::from_secs(args.warmup),
+        duration: Duration::from_secs(args.duration),
+    };
+    println!("{}", report::TABLE_HEADER);
+    let mut runs: Vec<(RunReport, RunStats)> = Vec::new();
+    for round in 1..=settings.rounds {
+        for m in &scenario.measurements {
+            let specs: Arc<[scenario::RequestSpec]> = m.requests.clone().into();
+            let stats = runtime
+                .block_on(load::run(load, specs))
+                .map_err(|e| anyhow!("{e:#}\n{}", server.stderr_tail()))?;
+            server.check_alive()?;
+            let labels = m.requests.iter().map(|r| r.label()).collect();
+            let run = RunReport::new(m.name, round, labels, &stats);
+            println!("{}", report::run_row(&run, settings.rounds));
+            runs.push((run, stats));
+        }
+    }
+    drop(server);
+
+    let mut summary = Vec::new();
+    for m in &scenario.measurements {
+        let of_m: Vec<(&RunReport, &RunStats)> = runs
+            .iter()
+            .filter(|(r, _)| r.measurement == m.name)
+            .map(|(r, s)| (r, s))
+            .collect();
+        if let Some(s) = report::summarize(m.name, &of_m)? {
+            println!("{}", report::summary_row(&s));
+            summary.push(s);
+        }
+    }
+    let mut ratios = Vec::new();
+    for r in &scenario.ratios {
+        let find = |name: &str| summary.iter().find(|s| s.measurement == name);
+        if let (Some(num), Some(den)) = (find(r.numerator), find(r.denominator)) {
+            let ratio = report::ratio(num, den);
+            match ratio.throughput_ratio {
+                Some(v) => println!("\nthroughput {}/{}: {v:.3}", r.numerator, r.denominator),
+                None => println!(
+                    "\nthroughput {}/{}: n/a (no responses)",
+                    r.numerator, r.denominator
+                ),
+            }
+            ratios.push(ratio);
+        }
+    }
+    let details: String = runs.iter().map(|(r, _)| report::error_details(r)).collect();
+    if !details.is_empty() {
+        println!(
+            "\nerrors (non-2xx responses and I/O errors):\n{}",
+            details.trim_end()
+        );
+    }
+
+    let results = Results {
+        scenario: scenario.name.to_owned(),
+        description: scenario.description.to_owned(),
+        command: args.command_line(),
+        server_command,
+        machine,
+        settings,
+        runs: runs.into_iter().map(|(r, _)| r).collect(),
+        summary,
+        ratios,
+    };
+    let path = bench_dir.join(format!("results-{}.json", scenario.name));
+    let json = serde_json::to_string_pretty(&results).context("could not encode the results")?;
+    std::fs::write(&path, json + "\n").with_context(|| format!("could not write {}", path.display()))?;
+    println!("\nresults written to {}", ws.display_path(&path));
+    Ok(())
+}
+
+/// Sends the scenario's setup requests, then each measured request once, and fails
+/// unless all answer 2xx: a benchmark of error pages would mean nothing.
+async fn prepare(addr: std::net::SocketAddr, scenario: &Scenario) -> Result<()> {
+    let measured = scenario.measurements.iter().flat_map(|m| &m.requests);
+    for (kind, spec) in scenario
+        .setup
+        .iter()
+        .map(|s| ("setup", s))
+        .chain(measured.map(|s| ("preflight", s)))
+    {
+        let (status, body) = load::send_once(addr, spec)
+            .await
+            .with_context(|| format!("{kind} request {} failed", spec.label()))?;
+        if !status.is_success() {
+            let shown = &body[..body.len().min(BODY_SNIPPET)];
+            bail!(
+                "{kind} request {} answered {status}: {}",
+                spec.label(),
+                String::from_utf8_lossy(shown)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A new, empty directory `bench_dir/run-<unix time>-<pid>`. Directories of earlier runs
+/// (kept when they failed) are removed first.
+fn fresh_run_dir(bench_dir: &Path) -> Result<PathBuf> {
+    if let Ok(entries) = std::fs::read_dir(bench_dir) {
+        for entry in entries.flatten() {
+            let stale = entry.file_name().to_string_lossy().starts_with("run-")
+                && entry.file_type().is_ok_and(|t| t.is_dir());
+            if stale {
+                if let Err(err) = std::fs::remove_dir_all(entry.path()) {
+                    eprintln!("warning: could not remove {}: {err}", entry.path().display());
+                }
+            }
+        }
+    }
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dir = bench_dir.join(format!("run-{secs}-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("could not clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    #[test]
+    fn defaults_and_command_line() {
+        let args = Wrapper::try_parse_from(["bench"]).expect("parses").args;
+        assert_eq!((args.duration, args.connections), (10, 64));
+        assert_eq!(
+            args.command_line(),
+            "cargo xtask bench --scenario plugin --duration 10 --connections 64 --warmup 2 --rounds 2 --client-threads 1"
+        );
+    }
+
+    #[test]
+    fn rejects_zero_connections_and_duration() {
+        assert!(Wrapper::try_parse_from(["bench", "--connections", "0"]).is_err());
+        assert!(Wrapper::try_parse_from(["bench", "--duration", "0"]).is_err());
+        assert!(Wrapper::try_parse_from(["bench", "--duration", "ten"]).is_err());
+    }
+}

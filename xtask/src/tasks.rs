@@ -1,0 +1,86 @@
+//! `cargo xtask demo` and `cargo xtask test`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::plugins;
+use crate::workspace::{display_command, run, Workspace};
+
+/// The demo's server configuration, relative to the workspace root.
+const DEMO_CONFIG: &str = "examples/plinth.toml";
+
+/// `cargo xtask demo [ARGS…]`: plugins, host, then `plinth serve --config
+/// examples/plinth.toml ARGS…` in the foreground. `PLINTH_DATA_DIR` defaults to
+/// `target/demo-data`.
+pub fn demo(ws: &Workspace, args: &[String]) -> Result<()> {
+    let config = ws.root.join(DEMO_CONFIG);
+    if !config.is_file() {
+        anyhow::bail!("the demo configuration {} does not exist", config.display());
+    }
+    plugins::build(ws)?;
+    let bin = ws.build_host()?;
+
+    let mut cmd = Command::new(&bin);
+    cmd.current_dir(&ws.root)
+        .arg("serve")
+        .arg("--config")
+        .arg(DEMO_CONFIG)
+        .args(args);
+    if std::env::var_os("PLINTH_DATA_DIR").is_none() {
+        let data_dir: PathBuf = ws.target_dir.join("demo-data");
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("could not create {}", data_dir.display()))?;
+        cmd.env("PLINTH_DATA_DIR", &data_dir);
+        eprintln!("PLINTH_DATA_DIR={}", ws.display_path(&data_dir));
+    }
+    exec(cmd)
+}
+
+/// `cargo xtask test [ARGS…]`: plugins, [`setup`], then `cargo test --release ARGS…` at the
+/// root (the default members).
+pub fn test(ws: &Workspace, args: &[String]) -> Result<()> {
+    plugins::build(ws)?;
+    setup(ws)?;
+    run(ws.cargo().args(["test", "--release"]).args(args))
+}
+
+/// One preparation step of the test environment.
+struct SetupStep {
+    name: &'static str,
+    run: fn(&Workspace) -> Result<()>,
+}
+
+/// Everything the tests need besides the plugins, in order. Add a step here (e.g. a
+/// Python venv under `target/` for a fake payment API) and `cargo xtask test` runs it.
+/// Steps should be idempotent and quick when there is nothing to do.
+const SETUP_STEPS: &[SetupStep] = &[];
+
+/// Runs every [`SETUP_STEPS`] entry, naming the one that failed.
+pub fn setup(ws: &Workspace) -> Result<()> {
+    for step in SETUP_STEPS {
+        eprintln!("setup: {}", step.name);
+        (step.run)(ws).with_context(|| format!("test setup step `{}` failed", step.name))?;
+    }
+    Ok(())
+}
+
+/// Replaces this process with `cmd` (Unix), or runs it and exits with its status.
+fn exec(mut cmd: Command) -> Result<()> {
+    let shown = display_command(&cmd);
+    eprintln!("$ {shown}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let err = cmd.exec();
+        Err(err).with_context(|| format!("failed to exec `{shown}`"))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd
+            .status()
+            .with_context(|| format!("failed to start `{shown}`"))?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
+}
