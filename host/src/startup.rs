@@ -41,7 +41,7 @@ impl Application {
                 .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))??
         };
         let metrics = Arc::new(Metrics::new());
-        let runtime = Runtime::start(config, &storage, metrics.clone()).await?;
+        let runtime = Runtime::start(config, &storage, &metrics).await?;
         let listener =
             TcpListener::bind(config.server.listen)
                 .await
@@ -71,16 +71,20 @@ impl Application {
         self.addr
     }
 
-    /// Serves until `shutdown` completes, then drains connections and flushes storage.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let storage = self.state.storage.clone();
+    /// Serves until `shutdown` completes, then drains connections, flushes storage and
+    /// releases it: when this returns, the data directory can be opened again.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let state = self.state.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        // Connection tasks finish dropping their copies of the state just after `serve`
+        // returns; wait for them so the database (and its lock) is really closed.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while state.is_shared() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let storage = state.storage.clone();
+        drop(state);
         tokio::task::spawn_blocking(move || storage.flush_blocking())
             .await
             .map_err(std::io::Error::other)?

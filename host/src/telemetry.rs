@@ -47,12 +47,45 @@ struct PluginLabel {
     plugin: String,
 }
 
+fn outcome(plugin: &str, outcome: &str) -> PluginOutcome {
+    PluginOutcome {
+        plugin: plugin.to_string(),
+        outcome: outcome.to_string(),
+    }
+}
+
+/// One plugin's invocation metrics.
+#[derive(Clone)]
+pub struct PluginMetrics {
+    ok: Counter,
+    invocations: Family<PluginOutcome, Counter>,
+    latency: Histogram,
+    fuel: Counter,
+    plugin: String,
+}
+
+impl PluginMetrics {
+    /// Counts one invocation by outcome (`ok`, `timeout`, `trapped`, …) and its latency.
+    pub fn invocation(&self, outcome_name: &str, elapsed: Duration) {
+        if outcome_name == "ok" {
+            self.ok.inc();
+        } else {
+            self.invocations
+                .get_or_create(&outcome(&self.plugin, outcome_name))
+                .inc();
+        }
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn fuel(&self, used: u64) {
+        self.fuel.inc_by(used);
+    }
+}
+
 fn latency_histogram() -> Histogram {
-    Histogram::new(
-        [
-            0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ],
-    )
+    Histogram::new([
+        0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
 }
 
 /// The process's metrics; one per application instance (tests run several).
@@ -132,26 +165,22 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn plugin_invocation(&self, plugin: &str, outcome: &str, elapsed: Duration) {
-        self.plugin_invocations
-            .get_or_create(&PluginOutcome {
-                plugin: plugin.to_string(),
-                outcome: outcome.to_string(),
-            })
-            .inc();
-        self.plugin_latency
-            .get_or_create(&PluginLabel {
-                plugin: plugin.to_string(),
-            })
-            .observe(elapsed.as_secs_f64());
-    }
-
-    pub fn plugin_fuel(&self, plugin: &str, used: u64) {
-        self.plugin_fuel
-            .get_or_create(&PluginLabel {
-                plugin: plugin.to_string(),
-            })
-            .inc_by(used);
+    /// Pre-resolved metric handles for one plugin, so the hot path does no label
+    /// lookups for the common outcome.
+    pub fn plugin(&self, plugin: &str) -> PluginMetrics {
+        let label = PluginLabel {
+            plugin: plugin.to_string(),
+        };
+        PluginMetrics {
+            ok: self
+                .plugin_invocations
+                .get_or_create(&outcome(plugin, "ok"))
+                .clone(),
+            invocations: self.plugin_invocations.clone(),
+            latency: self.plugin_latency.get_or_create(&label).clone(),
+            fuel: self.plugin_fuel.get_or_create(&label).clone(),
+            plugin: plugin.to_string(),
+        }
     }
 
     /// The Prometheus text exposition.

@@ -183,3 +183,29 @@ async fn the_server_survives_500_hostile_requests() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fuel_budget_stops_a_spinning_guest_and_spares_unmetered_plugins() {
+    let plugins = format!(
+        "{}{}",
+        hello_plugin("hello"),
+        hostile_plugin("metered", "limits = { fuel = 5000000, timeout_ms = 10000 }")
+    );
+    let app = spawn_app(&plugins).await;
+    let started = Instant::now();
+    let body = error_code(app.get("/plugins/metered/loop").await, 503).await;
+    assert_eq!(body["error"]["code"], "plugin_fuel_exhausted");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fuel ran out only after {:?}",
+        started.elapsed()
+    );
+    // Plugins without a budget are not metered out.
+    assert_eq!(app.get("/plugins/hello/").await.status(), 200);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("plinth_plugin_fuel_consumed_total{plugin=\"metered\"}"),
+        "{metrics}"
+    );
+    app.stop().await;
+}

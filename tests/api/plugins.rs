@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -100,8 +101,19 @@ async fn two_plugins_cannot_see_each_others_kv() {
     app.stop().await;
 }
 
+/// How the test upstream answers.
+#[derive(Clone, Copy)]
+enum Upstream {
+    /// A short text body.
+    Small,
+    /// A body of this many bytes.
+    Large(usize),
+    /// Never answers.
+    Silent,
+}
+
 /// A minimal HTTP/1.1 server on loopback that counts the connections it accepts.
-async fn counting_upstream() -> (u16, Arc<AtomicUsize>) {
+async fn counting_upstream(behaviour: Upstream) -> (u16, Arc<AtomicUsize>) {
     let connections = Arc::new(AtomicUsize::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -118,12 +130,20 @@ async fn counting_upstream() -> (u16, Arc<AtomicUsize>) {
                         Ok(n) => read += n,
                     }
                 }
-                let body = "upstream says hi";
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                let body = match behaviour {
+                    Upstream::Small => "upstream says hi".to_string(),
+                    Upstream::Large(n) => "x".repeat(n),
+                    Upstream::Silent => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                     body.len()
                 );
-                let _ = stream.write_all(resp.as_bytes()).await;
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
             });
         }
     });
@@ -132,8 +152,8 @@ async fn counting_upstream() -> (u16, Arc<AtomicUsize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_reaches_listed_hosts_only() {
-    let (allowed_port, allowed_conns) = counting_upstream().await;
-    let (forbidden_port, forbidden_conns) = counting_upstream().await;
+    let (allowed_port, allowed_conns) = counting_upstream(Upstream::Small).await;
+    let (forbidden_port, forbidden_conns) = counting_upstream(Upstream::Small).await;
     let extra = format!(r#"allowed_hosts = ["127.0.0.1:{allowed_port}"]"#);
     let app = spawn_app(&hostile_plugin("fetcher", &extra)).await;
 
@@ -165,6 +185,49 @@ async fn outbound_reaches_listed_hosts_only() {
         forbidden_conns.load(Ordering::SeqCst),
         0,
         "no connection to a forbidden host"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_responses_are_capped_and_bounded_by_the_deadline() {
+    let (big_port, _) = counting_upstream(Upstream::Large(256 << 10)).await;
+    let (silent_port, silent_conns) = counting_upstream(Upstream::Silent).await;
+    let extra = format!(
+        r#"allowed_hosts = ["127.0.0.1:{big_port}", "127.0.0.1:{silent_port}"]
+limits = {{ timeout_ms = 1000, max_outbound_response_kib = 64 }}"#
+    );
+    let app = spawn_app(&hostile_plugin("fetcher", &extra)).await;
+
+    let text = app
+        .get(&format!(
+            "/plugins/fetcher/fetch?url=http://127.0.0.1:{big_port}/"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with("err ") && text.contains("LimitExceeded"),
+        "{text}"
+    );
+
+    // The upstream never answers: the plugin gets `unavailable` before its own deadline
+    // and can still answer its client.
+    let started = Instant::now();
+    let resp = app
+        .get(&format!(
+            "/plugins/fetcher/fetch?url=http://127.0.0.1:{silent_port}/"
+        ))
+        .await;
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    assert_eq!(silent_conns.load(Ordering::SeqCst), 1);
+    assert!(elapsed < Duration::from_millis(2000), "took {elapsed:?}");
+    assert!(
+        (status == 200 && text.contains("Unavailable")) || status == 504,
+        "{status} {text}"
     );
     app.stop().await;
 }

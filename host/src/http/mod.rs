@@ -38,6 +38,11 @@ impl AppState {
     pub fn new(inner: AppInner) -> Self {
         Self(Arc::new(inner))
     }
+
+    /// Whether other copies of this state are still alive (connections, tasks).
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
 }
 
 impl Deref for AppState {

@@ -67,11 +67,11 @@ impl Runtime {
         let request_id = inv.store.data().call.request_id.clone();
         if let Some(limit) = inv.fuel_limit {
             let used = limit.saturating_sub(inv.store.get_fuel().unwrap_or(0));
-            self.metrics.plugin_fuel(name, used);
+            plugin.metrics.fuel(used);
         }
         let kind = match result {
             Ok(Ok(value)) => {
-                self.metrics.plugin_invocation(name, "ok", elapsed);
+                plugin.metrics.invocation("ok", elapsed);
                 return Ok(Completed {
                     value,
                     kv_dirty: inv.store.data().call.kv_dirty,
@@ -87,7 +87,7 @@ impl Runtime {
             InvokeErrorKind::Busy => "busy",
             _ => "trapped",
         };
-        self.metrics.plugin_invocation(name, outcome, elapsed);
+        plugin.metrics.invocation(outcome, elapsed);
         tracing::warn!(plugin = name, request_id = %request_id, outcome, elapsed_ms = elapsed.as_millis() as u64, "plugin invocation failed");
         Err(InvokeError::new(plugin.name(), kind))
     }
@@ -121,7 +121,11 @@ pub(super) fn begin(plugin: &Plugin, request_id: &RequestId) -> Result<Invocatio
     store.limiter(|s| &mut s.limiter);
     // Fuel is on for the engine when any plugin sets a budget; others get no budget.
     let fuel_limit = limits.fuel;
-    let _ = store.set_fuel(fuel_limit.unwrap_or(u64::MAX));
+    if plugin.fuel_metered {
+        store
+            .set_fuel(fuel_limit.unwrap_or(u64::MAX))
+            .map_err(|_| InvokeError::new(plugin.name(), InvokeErrorKind::Trapped))?;
+    }
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {

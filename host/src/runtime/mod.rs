@@ -30,18 +30,17 @@ use crate::telemetry::Metrics;
 /// All loaded plugins and the engine that runs them.
 pub struct Runtime {
     plugins: BTreeMap<String, Arc<Plugin>>,
-    metrics: Arc<Metrics>,
 }
 
 impl Runtime {
     /// Builds the engine and loads every configured plugin. Fails on the first plugin
     /// that cannot be loaded, naming it.
-    pub async fn start(config: &Config, storage: &Storage, metrics: Arc<Metrics>) -> Result<Self, LoadError> {
+    pub async fn start(config: &Config, storage: &Storage, metrics: &Metrics) -> Result<Self, LoadError> {
         let engine = engine::build_engine(&config.runtime, &config.plugins)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let cache = Arc::new(cache::ComponentCache::new(&config.runtime.cache_dir));
-        let plugins = registry::load_all(&engine, cache, &config.plugins, storage).await?;
-        Ok(Self { plugins, metrics })
+        let plugins = registry::load_all(&engine, cache, &config.plugins, storage, metrics).await?;
+        Ok(Self { plugins })
     }
 
     pub fn plugin(&self, name: &str) -> Option<&Arc<Plugin>> {

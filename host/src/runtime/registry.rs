@@ -17,6 +17,7 @@ use super::state::PluginState;
 use crate::config::{Limits, PluginConfig};
 use crate::domain::{PluginName, World};
 use crate::store::{PluginKv, Storage};
+use crate::telemetry::{Metrics, PluginMetrics};
 
 /// What one plugin may touch: its own config values, kv tree and outbound client.
 pub struct PluginCaps {
@@ -43,6 +44,9 @@ pub struct Plugin {
     pub(super) pre: WorldPre,
     pub(super) slots: Arc<Semaphore>,
     pub(super) engine: Engine,
+    /// Whether the engine counts fuel (it does when any plugin sets a budget).
+    pub(super) fuel_metered: bool,
+    pub(super) metrics: PluginMetrics,
 }
 
 impl Plugin {
@@ -92,7 +96,9 @@ pub async fn load_all(
     cache: Arc<ComponentCache>,
     plugins: &[PluginConfig],
     storage: &Storage,
+    metrics: &Metrics,
 ) -> Result<BTreeMap<String, Arc<Plugin>>, LoadError> {
+    let fuel_metered = super::engine::fuel_metered(plugins);
     let mut linkers: BTreeMap<&'static str, Linker<PluginState>> = BTreeMap::new();
     let mut loaded = BTreeMap::new();
     for cfg in plugins {
@@ -102,7 +108,7 @@ pub async fn load_all(
                 v.insert(linker_for(engine, cfg.world).map_err(|e| LoadError::Engine(format!("{e:#}")))?)
             }
         };
-        let plugin = load_one(engine, &cache, linker, cfg, storage).await?;
+        let plugin = load_one(engine, fuel_metered, &cache, linker, cfg, storage, metrics).await?;
         loaded.insert(cfg.name.to_string(), Arc::new(plugin));
     }
     Ok(loaded)
@@ -110,10 +116,12 @@ pub async fn load_all(
 
 async fn load_one(
     engine: &Engine,
+    fuel_metered: bool,
     cache: &Arc<ComponentCache>,
     linker: &Linker<PluginState>,
     cfg: &PluginConfig,
     storage: &Storage,
+    metrics: &Metrics,
 ) -> Result<Plugin, LoadError> {
     let name = cfg.name.to_string();
     let path = cfg.source.display().to_string();
@@ -189,5 +197,7 @@ async fn load_one(
         pre,
         slots: Arc::new(Semaphore::new(cfg.limits.max_concurrent as usize)),
         engine: engine.clone(),
+        fuel_metered,
+        metrics: metrics.plugin(cfg.name.as_str()),
     })
 }
