@@ -73,10 +73,15 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains connections, flushes storage and
     /// releases it: when this returns, the data directory can be opened again.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let state = self.state.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         // Connection tasks finish dropping their copies of the state just after `serve`
         // returns; wait for them so the database (and its lock) is really closed.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
