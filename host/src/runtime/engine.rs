@@ -45,7 +45,6 @@ pub fn build_engine(rt: &RuntimeConfig, plugins: &[PluginConfig]) -> wasmtime::R
         .epoch_interruption(true)
         .consume_fuel(fuel_metered(plugins))
         .max_wasm_stack(MAX_WASM_STACK)
-        .memory_init_cow(std::env::var_os("PLINTH_COW").is_some())
         .async_stack_size(ASYNC_STACK)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)?;
