@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::auth::Auth;
 use crate::config::{Config, Overrides};
 use crate::domain::World;
 use crate::runtime::check::check_component;
 use crate::startup::{shutdown_signal, Application};
+use crate::store::{Role, Storage};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +43,29 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Account administration (with the server stopped: the database is single-process).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from stdin (never from the command line).
+    Create {
+        /// The username.
+        name: String,
+        /// Give the account the admin role.
+        #[arg(long)]
+        admin: bool,
+        /// The configuration file (for the data directory and argon2 parameters).
+        #[arg(long, short, default_value = "plinth.toml")]
+        config: PathBuf,
+        /// Data directory (overrides [server].data_dir).
+        #[arg(long, env = "PLINTH_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,7 +91,78 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Check { file, world },
         } => check(file, world),
+        Command::User {
+            command:
+                UserCommand::Create {
+                    name,
+                    admin,
+                    config,
+                    data_dir,
+                },
+        } => create_user(config, data_dir, name, admin),
     }
+}
+
+fn create_user(path: PathBuf, data_dir: Option<PathBuf>, name: String, admin: bool) -> ExitCode {
+    let overrides = Overrides {
+        listen: None,
+        data_dir,
+    };
+    let config = match Config::load(&path, &overrides) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let password = match read_password() {
+        Ok(p) => p,
+        Err(e) => return fail(&format!("cannot read the password from stdin: {e}")),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    runtime.block_on(async {
+        let storage = match Storage::open(&config.server.data_dir.join("db"), &config.storage) {
+            Ok(s) => s,
+            Err(e) => {
+                return fail(&format!(
+                    "{e} (is the server running? stop it first: the database is single-process)"
+                ))
+            }
+        };
+        let auth = match Auth::new(&storage, &config.auth) {
+            Ok(a) => a,
+            Err(e) => return fail(&e),
+        };
+        let roles = if admin {
+            vec![Role::Admin, Role::User]
+        } else {
+            vec![Role::User]
+        };
+        match auth.create_user(&name, password, roles).await {
+            Ok(user) => {
+                let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+                println!(
+                    "created user {} (id {}) with roles {}",
+                    user.username,
+                    user.id,
+                    roles.join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+/// One line from stdin; hidden when stdin is a terminal.
+fn read_password() -> std::io::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 fn serve(path: PathBuf, overrides: Overrides) -> ExitCode {

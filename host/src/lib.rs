@@ -1,6 +1,7 @@
 //! Plinth: a backend whose business rules and integrations run as sandboxed
 //! WebAssembly components. See ARCHITECTURE.md for the map.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;

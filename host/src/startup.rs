@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::http::{router, AppInner, AppState};
 use crate::runtime::{LoadError, Runtime};
@@ -40,6 +41,7 @@ impl Application {
                 .await
                 .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))??
         };
+        let auth = Auth::new(&storage, &config.auth)?;
         let metrics = Arc::new(Metrics::new());
         let runtime = Runtime::start(config, &storage, &metrics).await?;
         let listener =
@@ -54,6 +56,7 @@ impl Application {
             source,
         })?;
         let state = AppState::new(AppInner {
+            auth,
             runtime,
             storage,
             metrics,
@@ -78,10 +81,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
+        let sweeper = tokio::spawn(sweep_expired_sessions(state.clone()));
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
+        sweeper.abort();
+        let _ = sweeper.await;
         // Connection tasks finish dropping their copies of the state just after `serve`
         // returns; wait for them so the database (and its lock) is really closed.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -95,6 +101,22 @@ impl Application {
             .map_err(std::io::Error::other)?
             .map_err(std::io::Error::other)?;
         Ok(())
+    }
+}
+
+/// Removes expired sessions every ten minutes (they are refused on use anyway; this
+/// keeps the table small).
+async fn sweep_expired_sessions(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || s.auth.sweep_expired()).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "session sweep failed"),
+            _ => {}
+        }
     }
 }
 

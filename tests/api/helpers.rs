@@ -99,6 +99,51 @@ max_instances = 64
     )
 }
 
+/// A short-password-free, valid password for test accounts.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    /// Registers `username` with [`PASSWORD`].
+    pub async fn register(&self, username: &str) -> serde_json::Value {
+        let resp = self
+            .client
+            .post(self.url("/auth/register"))
+            .json(&serde_json::json!({ "username": username, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "register {username}");
+        json(resp).await
+    }
+
+    /// Logs in and returns the raw response.
+    pub async fn login_with(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in with [`PASSWORD`] and returns the session token.
+    pub async fn login(&self, username: &str) -> String {
+        let resp = self.login_with(username, PASSWORD).await;
+        assert_eq!(resp.status(), 200, "login {username}");
+        json(resp).await["token"].as_str().unwrap().to_string()
+    }
+
+    /// GET with a bearer token.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 /// The hello plugin mounted under `name`.
 pub fn hello_plugin(name: &str) -> String {
     format!(

@@ -1,6 +1,7 @@
 //! Black-box tests: the real server on port 0, real HTTP, real plugins compiled to
 //! wasm32-wasip2. Run them with `cargo xtask test`.
 
+mod auth;
 mod cli;
 mod helpers;
 mod hostile;

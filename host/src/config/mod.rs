@@ -1,6 +1,7 @@
 //! `plinth.toml`: parsed, validated and resolved once at start-up. A bad file names the
 //! section or plugin and the field at fault.
 
+mod auth;
 mod expand;
 mod limits;
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::{AllowedHost, PluginName, World};
+pub use auth::{Argon2Params, AuthConfig, RateLimits, RouteAuth};
 pub use expand::{expand, ExpandError};
 pub use limits::{Limits, RawLimits};
 
@@ -20,6 +22,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub runtime: RuntimeConfig,
+    pub auth: AuthConfig,
     pub plugins: Vec<PluginConfig>,
 }
 
@@ -59,6 +62,8 @@ pub struct PluginConfig {
     pub source: PathBuf,
     pub allowed_hosts: Vec<AllowedHost>,
     pub limits: Limits,
+    /// Who may call an http-plugin and whether it sees the caller's identity.
+    pub auth: RouteAuth,
     /// The plugin's own values, `${ENV}` already expanded.
     pub values: BTreeMap<String, String>,
 }
@@ -102,6 +107,8 @@ struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     runtime: RawRuntime,
+    #[serde(default)]
+    auth: auth::RawAuth,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
 }
@@ -159,6 +166,8 @@ struct RawPlugin {
     allowed_hosts: Vec<AllowedHost>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    auth: Option<RouteAuth>,
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
 }
@@ -237,6 +246,10 @@ impl Config {
             )? as u32,
             epoch_tick_ms: in_range("[runtime]", "epoch_tick_ms", raw.runtime.epoch_tick_ms, 1, 1000)?,
         };
+        let auth = raw
+            .auth
+            .resolve()
+            .map_err(|(field, message)| ConfigError::invalid("[auth]", field, message))?;
         let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugins.len());
         for p in raw.plugins {
             let plugin = resolve_plugin(p, base, &env)?;
@@ -257,6 +270,7 @@ impl Config {
             },
             storage,
             runtime,
+            auth,
             plugins,
         })
     }
@@ -290,6 +304,13 @@ fn resolve_plugin(
             format!("{} plugins are pure and cannot make outbound calls", p.world),
         ));
     }
+    if p.auth.is_some() && p.world != World::Http {
+        return Err(ConfigError::invalid(
+            section,
+            "auth",
+            "only http-plugin routes are called by clients directly",
+        ));
+    }
     let limits = p
         .limits
         .resolve()
@@ -320,6 +341,7 @@ fn resolve_plugin(
         source,
         allowed_hosts: p.allowed_hosts,
         limits,
+        auth: p.auth.unwrap_or_default(),
         values,
     })
 }

@@ -7,6 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::request_context::current_request_id;
+use crate::auth::AuthError;
+use crate::domain::PasswordError;
 use crate::runtime::bindings::GuestError;
 use crate::runtime::{InvokeError, InvokeErrorKind};
 use crate::store::StoreError;
@@ -21,6 +23,10 @@ pub enum ApiError {
     PluginNotFound(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("send the body as JSON with `content-type: application/json`")]
+    UnsupportedMediaType,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error(transparent)]
@@ -64,12 +70,25 @@ impl ApiError {
             ApiError::PluginNotFound(_) => {
                 (StatusCode::NOT_FOUND, "plugin_not_found", self.to_string(), None)
             }
+            ApiError::PayloadTooLarge { limit: 0 } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is over the limit".into(),
+                None,
+            ),
             ApiError::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 self.to_string(),
                 None,
             ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                self.to_string(),
+                None,
+            ),
+            ApiError::Auth(e) => auth_parts(e),
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone(), None),
             ApiError::Plugin(e) => plugin_parts(e),
             ApiError::Storage(e) => {
@@ -92,6 +111,41 @@ impl ApiError {
             }
         }
     }
+}
+
+fn auth_parts(e: &AuthError) -> (StatusCode, &'static str, String, Option<String>) {
+    let (status, code) = match e {
+        AuthError::InvalidUsername(_) => (StatusCode::BAD_REQUEST, "invalid_username"),
+        AuthError::WeakPassword(p) => (
+            StatusCode::BAD_REQUEST,
+            match p {
+                PasswordError::TooShort => "password_too_short",
+                PasswordError::TooLong => "password_too_long",
+                PasswordError::Common => "password_too_common",
+                PasswordError::SameAsUsername => "password_is_username",
+            },
+        ),
+        AuthError::UsernameTaken => (StatusCode::CONFLICT, "username_taken"),
+        AuthError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+        AuthError::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password"),
+        AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        AuthError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+        AuthError::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
+        AuthError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "auth_busy"),
+        AuthError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
+        AuthError::UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
+        AuthError::Store(inner) => {
+            tracing::error!(error = %inner, "storage failure in auth");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "storage is unavailable; nothing was acknowledged".into(),
+                None,
+            );
+        }
+    };
+    (status, code, e.to_string(), None)
 }
 
 fn plugin_parts(e: &InvokeError) -> (StatusCode, &'static str, String, Option<String>) {
@@ -168,16 +222,22 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if matches!(
-            &self,
+        let headers = response.headers_mut();
+        match &self {
             ApiError::Plugin(InvokeError {
                 kind: InvokeErrorKind::Busy,
                 ..
             })
-        ) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            | ApiError::Auth(AuthError::Busy) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Auth(AuthError::RateLimited(wait)) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+            }
+            ApiError::Auth(AuthError::Unauthenticated) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }

@@ -1,12 +1,16 @@
 //! The HTTP API: one router per area, merged here, with the request-context middleware
 //! (request id, tracing span, metrics) and JSON errors for everything, panics included.
 
+mod admin;
+mod auth;
 mod error;
 mod health;
+mod json;
 mod metrics;
 mod openapi;
 mod plugins;
 mod request_context;
+mod session_auth;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -18,7 +22,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use openapi::ApiDoc;
 pub use request_context::current_request_id;
+pub use session_auth::SESSION_COOKIE;
 
+use crate::auth::Auth;
 use crate::runtime::Runtime;
 use crate::store::Storage;
 use crate::telemetry::Metrics;
@@ -28,6 +34,7 @@ use crate::telemetry::Metrics;
 pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
+    pub auth: Auth,
     pub runtime: Runtime,
     pub storage: Storage,
     pub metrics: Arc<Metrics>,
@@ -55,11 +62,14 @@ impl Deref for AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(auth::router())
+        .merge(admin::router())
         .merge(plugins::router())
         .merge(openapi::router())
         .merge(metrics::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .layer(CatchPanicLayer::custom(request_context::panic_response))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

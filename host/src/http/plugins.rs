@@ -9,7 +9,10 @@ use axum::routing::any;
 use axum::{Extension, Router};
 
 use super::error::ApiError;
+use super::session_auth::{optional_principal, required_principal, SESSION_COOKIE};
 use super::AppState;
+use crate::auth::AuthError;
+use crate::config::RouteAuth;
 use crate::domain::{RequestId, World};
 use crate::runtime::bindings::{HttpRequest, HttpResponse};
 use crate::runtime::{InvokeError, InvokeErrorKind, Plugin};
@@ -77,6 +80,18 @@ pub async fn invoke(
         .plugin(name)
         .filter(|p| p.world() == World::Http)
         .ok_or_else(|| ApiError::PluginNotFound(name.to_string()))?;
+    let caller = match plugin.route_auth {
+        RouteAuth::None => None,
+        RouteAuth::Optional => optional_principal(&state, &parts.headers)?,
+        RouteAuth::Required => Some(required_principal(&state, &parts.headers)?),
+        RouteAuth::Admin => {
+            let p = required_principal(&state, &parts.headers)?;
+            if !p.is_admin() {
+                return Err(AuthError::Forbidden.into());
+            }
+            Some(p)
+        }
+    };
     let body = read_body(&parts.headers, body, state.max_body_bytes).await?;
     let request = HttpRequest {
         method: parts.method.as_str().to_string(),
@@ -87,7 +102,7 @@ pub async fn invoke(
     };
     let done = state
         .runtime
-        .handle_http(plugin, request, None, &request_id)
+        .handle_http(plugin, request, caller.map(|p| p.identity()), &request_id)
         .await?;
     if done.kv_dirty {
         state.storage.flush().await?;
@@ -150,15 +165,35 @@ fn to_response(plugin: &Plugin, out: HttpResponse) -> Result<Response, ApiError>
         if FORBIDDEN_RESPONSE_HEADERS.contains(&name.as_str()) {
             continue;
         }
+        if name == axum::http::header::SET_COOKIE && sets_session_cookie(&value) {
+            tracing::warn!(plugin = %plugin.name(), "dropped a plugin's attempt to set the session cookie");
+            continue;
+        }
         let value = HeaderValue::from_str(&value).map_err(|_| bad(format!("bad value for header {name}")))?;
         headers.append(name, value);
     }
     Ok(response)
 }
 
+/// Whether a `Set-Cookie` value would set (or clear) the host's session cookie.
+fn sets_session_cookie(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .is_some_and(|(name, _)| name.trim() == SESSION_COOKIE)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::split_plugin_path;
+    use super::{sets_session_cookie, split_plugin_path};
+
+    #[test]
+    fn spots_the_session_cookie() {
+        assert!(sets_session_cookie("plinth_session=abc; Path=/"));
+        assert!(sets_session_cookie(" plinth_session =x"));
+        assert!(!sets_session_cookie("theme=dark; Path=/"));
+    }
 
     #[test]
     fn splits_name_and_rest() {

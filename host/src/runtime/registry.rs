@@ -14,7 +14,7 @@ use super::cache::{ComponentCache, Origin};
 use super::error::LoadError;
 use super::outbound::OutboundClient;
 use super::state::PluginState;
-use crate::config::{Limits, PluginConfig};
+use crate::config::{Limits, PluginConfig, RouteAuth};
 use crate::domain::{PluginName, World};
 use crate::store::{PluginKv, Storage};
 use crate::telemetry::{Metrics, PluginMetrics};
@@ -41,6 +41,8 @@ pub enum WorldPre {
 /// A loaded plugin, ready to be instantiated once per invocation.
 pub struct Plugin {
     pub caps: Arc<PluginCaps>,
+    /// Who may call an http-plugin and whether it sees the identity.
+    pub route_auth: RouteAuth,
     pub(super) pre: WorldPre,
     pub(super) slots: Arc<Semaphore>,
     pub(super) engine: Engine,
@@ -186,6 +188,7 @@ async fn load_one(
         }
     }
     Ok(Plugin {
+        route_auth: cfg.auth,
         caps: Arc::new(PluginCaps {
             name: cfg.name.clone(),
             world: cfg.world,

@@ -4,6 +4,7 @@
 //! among every request waiting for durability at the same time (group commit), on the
 //! blocking pool, never on the async runtime.
 
+mod accounts;
 mod group_commit;
 mod kv;
 mod sled_kv;
@@ -11,6 +12,7 @@ mod sled_kv;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use accounts::{AccountError, AccountStore, Role, SessionRecord, SledAccounts, TokenHash, UserRecord};
 pub use group_commit::GroupCommit;
 pub use kv::{KvBackend, KvError, PluginKv};
 pub use sled_kv::SledKv;
@@ -28,6 +30,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("flush failed: {0}")]
     Flush(String),
+    #[error("a stored record is unreadable: {0}")]
+    Corrupt(String),
 }
 
 /// The process's database.
@@ -66,6 +70,11 @@ impl Storage {
     pub fn plugin_kv(&self, plugin: &PluginName, value_cap: u64, quota: u64) -> Result<PluginKv, StoreError> {
         let tree = self.db.open_tree(format!("plugin-kv/{plugin}"))?;
         Ok(PluginKv::new(Arc::new(SledKv::new(tree)), value_cap, quota)?)
+    }
+
+    /// Users and sessions.
+    pub fn accounts(&self) -> Result<SledAccounts, StoreError> {
+        SledAccounts::open(&self.db)
     }
 
     /// Waits until every write made before this call is on disk. Concurrent callers

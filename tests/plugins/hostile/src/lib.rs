@@ -23,6 +23,9 @@ impl Guest for Hostile {
             }
             "/bad-status" => Ok(HttpResponse::text(1000, "not a status")),
             "/bad-header" => Ok(HttpResponse::text(200, "x").with_header("bad header", "\n")),
+            "/set-session-cookie" => Ok(HttpResponse::text(200, "fixated?")
+                .with_header("set-cookie", "plinth_session=plinth_evil; Path=/")
+                .with_header("set-cookie", "theme=dark; Path=/")),
             _ => Err(Error::NotFound(format!("no hostile behaviour at {}", req.path))),
         }
     }

@@ -1,0 +1,36 @@
+use std::time::Duration;
+
+use crate::domain::PasswordError;
+use crate::store::StoreError;
+
+/// Errors of the auth layer; the HTTP layer maps each to a status and a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    InvalidUsername(String),
+    #[error(transparent)]
+    WeakPassword(#[from] PasswordError),
+    #[error("that username is taken")]
+    UsernameTaken,
+    /// Wrong password, unknown user or malformed login: one answer for all (no oracle).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("this requires the admin role")]
+    Forbidden,
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("too many failed attempts; retry in {} s", .0.as_secs().max(1))]
+    RateLimited(Duration),
+    #[error("the server is busy verifying passwords; retry shortly")]
+    Busy,
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("no such user")]
+    UserNotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,186 @@
+//! `[auth]`: sessions, password hashing and login rate limits.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Validated `[auth]` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// A session unused this long is expired (ASVS: idle timeout).
+    pub idle_timeout: Duration,
+    /// A session older than this is expired however active (absolute timeout).
+    pub absolute_timeout: Duration,
+    /// Mark the session cookie `Secure` (serve over HTTPS, e.g. behind a TLS proxy).
+    pub cookie_secure: bool,
+    pub argon2: Argon2Params,
+    /// Password hashes computed at once; 0 in the file means one per CPU core.
+    pub hash_workers: usize,
+    /// Logins and registrations waiting for a hashing slot; more get 503 `auth_busy`.
+    pub hash_queue: usize,
+    pub rate_limit: RateLimits,
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy you run).
+    pub trust_forwarded_for: bool,
+}
+
+/// argon2id cost; the defaults are OWASP's (m=19456 KiB, t=2, p=1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Params {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Failed-login limits. Windows slide, so nobody is locked out for good (ASVS V6.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    pub per_username_per_minute: u32,
+    pub per_username_per_hour: u32,
+    pub per_ip_per_minute: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_username_per_minute: 10,
+            per_username_per_hour: 100,
+            per_ip_per_minute: 50,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    session_idle_timeout_secs: u64,
+    session_absolute_timeout_secs: u64,
+    cookie_secure: bool,
+    argon2: Argon2Params,
+    hash_workers: usize,
+    hash_queue: usize,
+    rate_limit: RateLimits,
+    trust_forwarded_for: bool,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            session_idle_timeout_secs: 30 * 60,
+            session_absolute_timeout_secs: 12 * 60 * 60,
+            cookie_secure: false,
+            argon2: Argon2Params::default(),
+            hash_workers: 0,
+            hash_queue: 256,
+            rate_limit: RateLimits::default(),
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl RawAuth {
+    /// Applies bounds; the error names the field.
+    pub fn resolve(self) -> Result<AuthConfig, (&'static str, String)> {
+        let check = |field: &'static str, v: u64, min: u64, max: u64| {
+            if (min..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err((field, format!("must be between {min} and {max}")))
+            }
+        };
+        let idle = check(
+            "session_idle_timeout_secs",
+            self.session_idle_timeout_secs,
+            1,
+            86_400 * 30,
+        )?;
+        let absolute = check(
+            "session_absolute_timeout_secs",
+            self.session_absolute_timeout_secs,
+            1,
+            86_400 * 365,
+        )?;
+        if absolute < idle {
+            return Err((
+                "session_absolute_timeout_secs",
+                "must not be shorter than session_idle_timeout_secs".into(),
+            ));
+        }
+        check(
+            "argon2.memory_kib",
+            self.argon2.memory_kib.into(),
+            8 * 1024,
+            1024 * 1024,
+        )?;
+        check("argon2.iterations", self.argon2.iterations.into(), 1, 100)?;
+        check("argon2.parallelism", self.argon2.parallelism.into(), 1, 64)?;
+        check("hash_workers", self.hash_workers as u64, 0, 256)?;
+        check("hash_queue", self.hash_queue as u64, 1, 100_000)?;
+        let r = self.rate_limit;
+        check(
+            "rate_limit.per_username_per_minute",
+            r.per_username_per_minute.into(),
+            1,
+            100_000,
+        )?;
+        check(
+            "rate_limit.per_username_per_hour",
+            r.per_username_per_hour.into(),
+            1,
+            1_000_000,
+        )?;
+        check(
+            "rate_limit.per_ip_per_minute",
+            r.per_ip_per_minute.into(),
+            1,
+            1_000_000,
+        )?;
+        Ok(AuthConfig {
+            idle_timeout: Duration::from_secs(idle),
+            absolute_timeout: Duration::from_secs(absolute),
+            cookie_secure: self.cookie_secure,
+            argon2: self.argon2,
+            hash_workers: match self.hash_workers {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            },
+            hash_queue: self.hash_queue,
+            rate_limit: r,
+            trust_forwarded_for: self.trust_forwarded_for,
+        })
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        RawAuth::default()
+            .resolve()
+            .expect("default auth settings are valid")
+    }
+}
+
+/// Who may call an http-plugin route, and what identity it sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAuth {
+    /// Anyone; the plugin never sees an identity.
+    #[default]
+    None,
+    /// Anyone; the plugin sees the identity when the caller is logged in.
+    Optional,
+    /// Logged-in users only (401 otherwise).
+    Required,
+    /// Admins only (401 when not logged in, 403 for other users).
+    Admin,
+}

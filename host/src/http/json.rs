@@ -1,0 +1,42 @@
+//! `ApiJson<T>`: axum's `Json` extractor with our JSON errors instead of plain text.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+                JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest {
+                    code: "invalid_json",
+                    message: format!("the body is not valid JSON: {}", e.body_text()),
+                },
+                JsonRejection::JsonDataError(e) => ApiError::BadRequest {
+                    code: "invalid_request",
+                    message: e.body_text(),
+                },
+                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::PayloadTooLarge { limit: 0 }
+                }
+                other => ApiError::BadRequest {
+                    code: "bad_body",
+                    message: other.body_text(),
+                },
+            }),
+        }
+    }
+}

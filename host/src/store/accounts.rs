@@ -1,0 +1,250 @@
+//! Users and sessions: the records, the [`AccountStore`] trait the auth layer uses, and
+//! its sled implementation. Nothing secret is stored raw: passwords as argon2id PHC
+//! strings, session tokens as SHA-256 hashes.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::StoreError;
+
+/// Roles a user can have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Time-ordered (UUIDv7), so listing by id lists by creation.
+    pub id: String,
+    /// The normalized username.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub roles: Vec<Role>,
+    pub disabled: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub password_changed_at: i64,
+}
+
+impl UserRecord {
+    pub fn is_admin(&self) -> bool {
+        self.roles.contains(&Role::Admin)
+    }
+}
+
+/// SHA-256 of a session token: the only form in which tokens are stored.
+pub type TokenHash = [u8; 32];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Public id for listing and revoking; not a credential.
+    pub id: String,
+    pub user_id: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("username is taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sled::Error> for AccountError {
+    fn from(e: sled::Error) -> Self {
+        AccountError::Store(e.into())
+    }
+}
+
+/// What the auth layer needs from storage. Each method is atomic on its own.
+pub trait AccountStore: Send + Sync {
+    /// Fails with `UsernameTaken` if the (normalized) username exists.
+    fn create_user(&self, user: &UserRecord) -> Result<(), AccountError>;
+    fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Replaces an existing user's record (same id and username).
+    fn update_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// Users in creation order, after `after` (an id), at most `limit`.
+    fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, StoreError>;
+    fn insert_session(&self, hash: &TokenHash, session: &SessionRecord) -> Result<(), StoreError>;
+    fn session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
+    /// Updates `last_seen_at` of a session that still exists (never resurrects one).
+    fn touch_session(&self, hash: &TokenHash, last_seen_at: i64) -> Result<(), StoreError>;
+    fn delete_session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
+    /// A user's sessions with their token hashes.
+    fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
+    /// Every session, for the expiry sweeper.
+    fn all_sessions(&self) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
+}
+
+/// [`AccountStore`] on sled trees.
+pub struct SledAccounts {
+    users: sled::Tree,
+    usernames: sled::Tree,
+    sessions: sled::Tree,
+    user_sessions: sled::Tree,
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn index_key(user_id: &str, session_id: &str) -> Vec<u8> {
+    format!("{user_id}/{session_id}").into_bytes()
+}
+
+fn to_hash(bytes: &[u8]) -> Result<TokenHash, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("session key is not 32 bytes".into()))
+}
+
+impl SledAccounts {
+    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            users: db.open_tree("users")?,
+            usernames: db.open_tree("usernames")?,
+            sessions: db.open_tree("sessions")?,
+            user_sessions: db.open_tree("user-sessions")?,
+        })
+    }
+}
+
+impl AccountStore for SledAccounts {
+    fn create_user(&self, user: &UserRecord) -> Result<(), AccountError> {
+        let record = encode(user)?;
+        let result = (&self.usernames, &self.users).transaction(|(names, users)| {
+            if names.get(user.username.as_bytes())?.is_some() {
+                return Err(ConflictableTransactionError::Abort(()));
+            }
+            names.insert(user.username.as_bytes(), user.id.as_bytes())?;
+            users.insert(user.id.as_bytes(), record.as_slice())?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(())) => Err(AccountError::UsernameTaken),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.users.get(id.as_bytes())?.map(|v| decode(&v)).transpose()
+    }
+
+    fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        match self.usernames.get(username.as_bytes())? {
+            Some(id) => self.user(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.users.insert(user.id.as_bytes(), encode(user)?)?;
+        Ok(())
+    }
+
+    fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, StoreError> {
+        let iter = match after {
+            Some(id) => {
+                let mut start = id.as_bytes().to_vec();
+                start.push(0);
+                self.users.range(start..)
+            }
+            None => self.users.iter(),
+        };
+        iter.take(limit).map(|item| decode(&item?.1)).collect()
+    }
+
+    fn insert_session(&self, hash: &TokenHash, session: &SessionRecord) -> Result<(), StoreError> {
+        let record = encode(session)?;
+        let key = index_key(&session.user_id, &session.id);
+        (&self.sessions, &self.user_sessions)
+            .transaction(|(sessions, index)| {
+                sessions.insert(&hash[..], record.as_slice())?;
+                index.insert(key.as_slice(), &hash[..])?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(()) => StoreError::Corrupt("session insert aborted".into()),
+            })
+    }
+
+    fn session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+        self.sessions.get(&hash[..])?.map(|v| decode(&v)).transpose()
+    }
+
+    fn touch_session(&self, hash: &TokenHash, last_seen_at: i64) -> Result<(), StoreError> {
+        self.sessions.update_and_fetch(&hash[..], |old| {
+            let old = old?;
+            let mut session: SessionRecord = serde_json::from_slice(old).ok()?;
+            session.last_seen_at = session.last_seen_at.max(last_seen_at);
+            serde_json::to_vec(&session).ok()
+        })?;
+        Ok(())
+    }
+
+    fn delete_session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(bytes) = self.sessions.get(&hash[..])? else {
+            return Ok(None);
+        };
+        let session: SessionRecord = decode(&bytes)?;
+        let key = index_key(&session.user_id, &session.id);
+        let removed = (&self.sessions, &self.user_sessions)
+            .transaction(|(sessions, index)| {
+                let existed = sessions.remove(&hash[..])?.is_some();
+                index.remove(key.as_slice())?;
+                Ok::<bool, ConflictableTransactionError<()>>(existed)
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(()) => StoreError::Corrupt("session delete aborted".into()),
+            })?;
+        Ok(removed.then_some(session))
+    }
+
+    fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.user_sessions.scan_prefix(format!("{user_id}/").as_bytes()) {
+            let (_, hash) = item?;
+            let hash = to_hash(&hash)?;
+            if let Some(session) = self.session(&hash)? {
+                out.push((hash, session));
+            }
+        }
+        Ok(out)
+    }
+
+    fn all_sessions(&self) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
+        self.sessions
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((to_hash(&k)?, decode(&v)?))
+            })
+            .collect()
+    }
+}
