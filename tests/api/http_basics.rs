@@ -75,7 +75,16 @@ async fn openapi_and_metrics_are_served() {
     let app = spawn_app(&hello_plugin("hello")).await;
     let doc = json(app.get("/openapi.json").await).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/healthz", "/plugins/{name}/{rest}", "/openapi.json", "/metrics"] {
+    assert!(doc["components"]["securitySchemes"]["session"].is_object());
+    for path in [
+        "/healthz",
+        "/plugins/{name}/{rest}",
+        "/openapi.json",
+        "/metrics",
+        "/auth/login",
+        "/auth/sessions/{id}",
+        "/admin/users",
+    ] {
         assert!(
             doc["paths"][path].is_object(),
             "{path} missing from the OpenAPI document"

@@ -1,9 +1,12 @@
 //! Black-box tests: the real server on port 0, real HTTP, real plugins compiled to
 //! wasm32-wasip2. Run them with `cargo xtask test`.
 
+mod admin;
 mod auth;
 mod cli;
+mod data_at_rest;
 mod helpers;
 mod hostile;
 mod http_basics;
+mod plugin_auth;
 mod plugins;
