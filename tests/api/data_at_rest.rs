@@ -87,7 +87,7 @@ async fn no_password_or_raw_token_is_stored() {
             );
             // Not even the random part without its prefix.
             assert!(
-                !contains(&bytes, token[7..].as_bytes()),
+                !contains(&bytes, &token.as_bytes()[7..]),
                 "a raw token is in {}",
                 file.display()
             );

@@ -14,13 +14,38 @@ use super::AppState;
     ),
     paths(
         super::health::healthz,
+        super::auth::register,
+        super::auth::login,
+        super::auth::logout,
+        super::auth::me,
+        super::auth::change_password,
+        super::auth::sessions,
+        super::auth::revoke_session,
+        super::admin::list_users,
+        super::admin::disable_user,
         super::plugins::invoke,
         openapi_json,
         super::metrics::metrics
     ),
-    components(schemas(super::error::ErrorBody, super::error::ErrorDetail, super::health::Health))
+    components(schemas(super::error::ErrorBody, super::error::ErrorDetail, super::health::Health)),
+    modifiers(&SessionSecurity)
 )]
 pub struct ApiDoc;
+
+/// Declares the `session` security scheme: `Authorization: Bearer <token>` (the same
+/// token is also accepted from the `plinth_session` cookie).
+struct SessionSecurity;
+
+impl utoipa::Modify for SessionSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
