@@ -4,6 +4,8 @@
 //! A run lasts `warmup + duration`. Only requests that start after the warm-up and
 //! complete before the end are recorded; those cut off by the end are counted as
 //! `unfinished`. Latency covers sending the request and reading the whole response body.
+//! One run can drive several [`Group`]s of connections at once (e.g. a login flood and
+//! health checks), over the same window, each with its own statistics.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,9 +36,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy)]
 pub struct LoadConfig {
     pub addr: SocketAddr,
-    pub connections: usize,
     pub warmup: Duration,
     pub duration: Duration,
+}
+
+/// Connections sending the same requests: each sends `specs` round robin, connection
+/// `i` starting at `specs[i % len]`.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub connections: usize,
+    pub specs: Arc<[RequestSpec]>,
 }
 
 /// What one run measured.
@@ -59,7 +68,8 @@ pub struct RunStats {
 }
 
 impl RunStats {
-    fn new(elapsed: Duration) -> Result<Self> {
+    /// Empty statistics of a measured window `elapsed` long.
+    pub fn new(elapsed: Duration) -> Result<Self> {
         Ok(Self {
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .map_err(|e| anyhow!("could not create a histogram: {e:?}"))?,
@@ -84,9 +94,18 @@ impl RunStats {
 
     /// Responses (any status) per second of the measured window.
     pub fn rps(&self) -> f64 {
+        self.per_s(self.responses())
+    }
+
+    /// 2xx responses per second of the measured window.
+    pub fn ok_rps(&self) -> f64 {
+        self.per_s(self.ok)
+    }
+
+    fn per_s(&self, n: u64) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
-            self.responses() as f64 / secs
+            n as f64 / secs
         } else {
             0.0
         }
@@ -133,31 +152,41 @@ impl RunStats {
     }
 }
 
-/// Runs `specs` (round robin, each connection starting at a different one) against
-/// `config.addr` and returns the merged statistics.
-pub async fn run(config: LoadConfig, specs: Arc<[RequestSpec]>) -> Result<RunStats> {
-    anyhow::ensure!(!specs.is_empty(), "no request to send");
-    anyhow::ensure!(config.connections > 0, "at least one connection is needed");
+/// Runs every group at once against `config.addr`, over one window, and returns each
+/// group's merged statistics, in order.
+pub async fn run(config: LoadConfig, groups: &[Group]) -> Result<Vec<RunStats>> {
+    anyhow::ensure!(!groups.is_empty(), "no load to run");
+    for group in groups {
+        anyhow::ensure!(!group.specs.is_empty(), "no request to send");
+        anyhow::ensure!(group.connections > 0, "at least one connection is needed");
+    }
     let start = Instant::now();
     let measure_from = start + config.warmup;
-    let end = measure_from + config.duration;
+    let window = Window {
+        measure_from,
+        end: measure_from + config.duration,
+        duration: config.duration,
+    };
 
-    let mut tasks = Vec::with_capacity(config.connections);
-    for id in 0..config.connections {
-        let specs = Arc::clone(&specs);
-        let window = Window {
-            measure_from,
-            end,
-            duration: config.duration,
-        };
-        tasks.push(tokio::spawn(connection(id, config.addr, specs, window)));
+    // Spawn every connection of every group before awaiting any, so they start together.
+    let tasks: Vec<Vec<_>> = groups
+        .iter()
+        .map(|group| {
+            (0..group.connections)
+                .map(|id| tokio::spawn(connection(id, config.addr, Arc::clone(&group.specs), window)))
+                .collect()
+        })
+        .collect();
+    let mut totals = Vec::with_capacity(groups.len());
+    for group_tasks in tasks {
+        let mut total = RunStats::new(config.duration)?;
+        for task in group_tasks {
+            let stats = task.await.context("a load connection task failed")??;
+            total.merge(&stats)?;
+        }
+        totals.push(total);
     }
-    let mut total = RunStats::new(config.duration)?;
-    for task in tasks {
-        let stats = task.await.context("a load connection task failed")??;
-        total.merge(&stats)?;
-    }
-    Ok(total)
+    Ok(totals)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -299,6 +328,7 @@ mod tests {
         assert_eq!(stats.statuses, BTreeMap::from([(404, 2), (503, 1)]));
         assert_eq!(stats.errors(), 4);
         assert!((stats.rps() - 2.5).abs() < 1e-9);
+        assert!((stats.ok_rps() - 1.0).abs() < 1e-9);
         assert_eq!(stats.body_bytes, 20);
     }
 
@@ -392,11 +422,16 @@ mod end_to_end {
             vec![RequestSpec::get("/ok"), RequestSpec::get("/missing"), post].into();
         let config = LoadConfig {
             addr,
-            connections: 4,
             warmup: Duration::from_millis(100),
             duration: Duration::from_millis(400),
         };
-        let stats = run(config, specs).await.expect("load run");
+        let group = Group {
+            connections: 4,
+            specs,
+        };
+        let mut stats = run(config, &[group]).await.expect("load run");
+        assert_eq!(stats.len(), 1);
+        let stats = stats.remove(0);
         assert!(stats.responses() > 30, "{stats:?}");
         assert!(stats.ok > 0);
         assert!(stats.statuses.get(&404).is_some_and(|n| *n > 0));
@@ -404,6 +439,48 @@ mod end_to_end {
         assert_eq!(stats.errors(), stats.statuses[&404]);
         assert!(stats.body_bytes > 0);
         assert!(stats.rps() > 0.0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_groups_concurrently_with_separate_stats() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(serve(listener));
+
+        let config = LoadConfig {
+            addr,
+            warmup: Duration::from_millis(50),
+            duration: Duration::from_millis(300),
+        };
+        let groups = [
+            Group {
+                connections: 1,
+                specs: vec![RequestSpec::get("/ok")].into(),
+            },
+            Group {
+                connections: 3,
+                specs: vec![RequestSpec::get("/missing")].into(),
+            },
+        ];
+        let started = std::time::Instant::now();
+        let stats = run(config, &groups).await.expect("load run");
+        // Both groups share one window rather than running one after the other.
+        assert!(
+            started.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(stats.len(), 2);
+        assert!(stats[0].ok > 0 && stats[0].statuses.is_empty(), "{:?}", stats[0]);
+        assert_eq!(stats[1].ok, 0);
+        assert_eq!(stats[1].statuses.get(&404), Some(&stats[1].responses()));
+        assert!(stats[1].responses() > 0);
+        assert!(run(config, &[]).await.is_err());
+        let empty = Group {
+            connections: 0,
+            specs: vec![RequestSpec::get("/")].into(),
+        };
+        assert!(run(config, &[empty]).await.is_err());
     }
 
     #[tokio::test]
@@ -415,13 +492,14 @@ mod end_to_end {
             .expect("addr");
         let config = LoadConfig {
             addr,
-            connections: 2,
             warmup: Duration::ZERO,
             duration: Duration::from_millis(100),
         };
-        let stats = run(config, vec![RequestSpec::get("/")].into())
-            .await
-            .expect("load run");
+        let group = Group {
+            connections: 2,
+            specs: vec![RequestSpec::get("/")].into(),
+        };
+        let stats = run(config, &[group]).await.expect("load run").remove(0);
         assert_eq!(stats.responses(), 0);
         assert!(stats.errors() > 0);
         assert!(stats.io_errors.keys().all(|k| k.starts_with("connect")));

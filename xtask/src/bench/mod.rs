@@ -6,24 +6,27 @@
 //! background load on a shared machine affects all of them alike; the table shows each
 //! run and the mean.
 
+mod ceiling;
 mod load;
 mod machine;
+mod ratio;
 mod report;
+mod request;
+mod rounds;
 mod scenario;
 mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::plugins;
 use crate::workspace::{display_command, Workspace};
-use load::{LoadConfig, RunStats};
+use load::LoadConfig;
 use machine::Machine;
-use report::{Results, RunReport, Settings};
+use report::{Results, Settings};
 use scenario::Scenario;
 use server::Server;
 
@@ -37,11 +40,12 @@ pub struct BenchArgs {
     /// Seconds each measurement is recorded for (after the warm-up).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     duration: u64,
-    /// Concurrent keep-alive connections, each sending requests back to back.
+    /// Concurrent keep-alive connections, each sending requests back to back (scenarios
+    /// may fix their own counts: the login scenario uses 16 for logins, 4 for /healthz).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     connections: u64,
-    /// Scenario to run (see --list).
-    #[arg(long, default_value = "plugin")]
+    /// Scenario to run (see --list), or `all` to run every one in turn.
+    #[arg(long, default_value = "all")]
     scenario: String,
     /// Seconds of unrecorded load before each measurement.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=600))]
@@ -102,12 +106,15 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         for s in scenario::all() {
             println!("{:<12} {}", s.name, s.description);
         }
+        println!("{:<12} every scenario above, in turn (the default)", "all");
         return Ok(());
     }
-    let scenario = scenario::find(&args.scenario)?;
-    scenario.validate()?;
+    let scenarios = scenario::select(&args.scenario)?;
+    for scenario in &scenarios {
+        scenario.validate()?;
+    }
 
-    if !args.skip_build {
+    if !args.skip_build && scenarios.iter().any(|s| !s.plugins.is_empty()) {
         plugins::build(ws)?;
     }
     let bin = match (&args.plinth_bin, args.skip_build) {
@@ -121,21 +128,28 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         bail!("{} does not exist; run without --skip-build", bin.display());
     }
 
+    println!("command: {}", args.command_line());
     let bench_dir = ws.target_dir.join("bench");
-    let run_dir = fresh_run_dir(&bench_dir)?;
-    let outcome = bench_in(ws, args, &scenario, &bin, &bench_dir, &run_dir);
-    match &outcome {
-        Ok(()) => {
-            if let Err(err) = std::fs::remove_dir_all(&run_dir) {
-                eprintln!("warning: could not remove {}: {err}", run_dir.display());
-            }
+    for (i, scenario) in scenarios.iter().enumerate() {
+        if i > 0 {
+            println!();
         }
-        Err(_) => eprintln!(
-            "kept {} for inspection (until the next bench)",
-            ws.display_path(&run_dir)
-        ),
+        let run_dir = fresh_run_dir(&bench_dir)?;
+        let outcome = bench_in(ws, args, scenario, &bin, &bench_dir, &run_dir);
+        match &outcome {
+            Ok(()) => {
+                if let Err(err) = std::fs::remove_dir_all(&run_dir) {
+                    eprintln!("warning: could not remove {}: {err}", run_dir.display());
+                }
+            }
+            Err(_) => eprintln!(
+                "kept {} for inspection (until the next bench)",
+                ws.display_path(&run_dir)
+            ),
+        }
+        outcome.with_context(|| format!("scenario {} failed", scenario.name))?;
     }
-    outcome
+    Ok(())
 }
 
 /// Runs the scenario with its server's files under `run_dir`; the server is killed on
@@ -187,15 +201,20 @@ fn bench_in(
 
     let machine = Machine::detect(&ws.root);
     let settings = args.settings();
-    println!("command: {}", args.command_line());
     println!("server:  {server_command}");
     println!("{}", machine.describe());
     println!("scenario {}: {}", scenario.name, scenario.description);
+    if let Some(probe) = &scenario.probe {
+        println!("probe {}: {}", probe.name(), probe.describe(machine.nproc));
+    }
     let per_run = args.warmup + args.duration;
-    let total = per_run * args.rounds * scenario.measurements.len() as u64;
+    let total = per_run * args.rounds * scenario.phases.len() as u64;
     println!(
-        "{} connections, {} s warm-up + {} s per run, {} round(s): about {total} s\n",
-        args.connections, args.warmup, args.duration, args.rounds
+        "{}, {} s warm-up + {} s per run, {} round(s): about {total} s\n",
+        connections_summary(scenario, settings.connections),
+        args.warmup,
+        args.duration,
+        args.rounds
     );
 
     let mut server = Server::start(cmd, STARTUP_TIMEOUT)?;
@@ -210,61 +229,12 @@ fn bench_in(
 
     let load = LoadConfig {
         addr: server.addr,
-        connections: settings.connections,
         warmup: Duration::from_secs(args.warmup),
         duration: Duration::from_secs(args.duration),
     };
-    println!("{}", report::TABLE_HEADER);
-    let mut runs: Vec<(RunReport, RunStats)> = Vec::new();
-    for round in 1..=settings.rounds {
-        for m in &scenario.measurements {
-            let specs: Arc<[scenario::RequestSpec]> = m.requests.clone().into();
-            let stats = runtime
-                .block_on(load::run(load, specs))
-                .map_err(|e| anyhow!("{e:#}\n{}", server.stderr_tail()))?;
-            server.check_alive()?;
-            let labels = m.requests.iter().map(|r| r.label()).collect();
-            let run = RunReport::new(m.name, round, labels, &stats);
-            println!("{}", report::run_row(&run, settings.rounds));
-            runs.push((run, stats));
-        }
-    }
+    let measured = rounds::measure(&runtime, &mut server, scenario, &settings, load, machine.nproc)?;
     drop(server);
-
-    let mut summary = Vec::new();
-    for m in &scenario.measurements {
-        let of_m: Vec<(&RunReport, &RunStats)> = runs
-            .iter()
-            .filter(|(r, _)| r.measurement == m.name)
-            .map(|(r, s)| (r, s))
-            .collect();
-        if let Some(s) = report::summarize(m.name, &of_m)? {
-            println!("{}", report::summary_row(&s));
-            summary.push(s);
-        }
-    }
-    let mut ratios = Vec::new();
-    for r in &scenario.ratios {
-        let find = |name: &str| summary.iter().find(|s| s.measurement == name);
-        if let (Some(num), Some(den)) = (find(r.numerator), find(r.denominator)) {
-            let ratio = report::ratio(num, den);
-            match ratio.throughput_ratio {
-                Some(v) => println!("\nthroughput {}/{}: {v:.3}", r.numerator, r.denominator),
-                None => println!(
-                    "\nthroughput {}/{}: n/a (no responses)",
-                    r.numerator, r.denominator
-                ),
-            }
-            ratios.push(ratio);
-        }
-    }
-    let details: String = runs.iter().map(|(r, _)| report::error_details(r)).collect();
-    if !details.is_empty() {
-        println!(
-            "\nerrors (non-2xx responses and I/O errors):\n{}",
-            details.trim_end()
-        );
-    }
+    let (summary, ratios) = rounds::conclude(scenario, &measured)?;
 
     let results = Results {
         scenario: scenario.name.to_owned(),
@@ -273,7 +243,8 @@ fn bench_in(
         server_command,
         machine,
         settings,
-        runs: runs.into_iter().map(|(r, _)| r).collect(),
+        runs: measured.runs.into_iter().map(|(r, _)| r).collect(),
+        probes: measured.probes,
         summary,
         ratios,
     };
@@ -284,20 +255,56 @@ fn bench_in(
     Ok(())
 }
 
-/// Sends the scenario's setup requests, then each measured request once, and fails
-/// unless all answer 2xx: a benchmark of error pages would mean nothing.
+/// `64 connections` when every measurement uses the same count alone, else each
+/// phase's: `login 16, healthz-idle 4, healthz-flood 4 + login-flood 16 connections`.
+fn connections_summary(scenario: &Scenario, from_args: usize) -> String {
+    let counts: Vec<usize> = scenario
+        .measurements()
+        .map(|m| m.connections.resolve(from_args))
+        .collect();
+    let uniform =
+        counts.windows(2).all(|w| w[0] == w[1]) && scenario.phases.iter().all(|p| p.measurements.len() == 1);
+    if uniform {
+        return format!("{} connections", counts.first().copied().unwrap_or(from_args));
+    }
+    let phases: Vec<String> = scenario
+        .phases
+        .iter()
+        .map(|p| {
+            let loads: Vec<String> = p
+                .measurements
+                .iter()
+                .map(|m| format!("{} {}", m.name, m.connections.resolve(from_args)))
+                .collect();
+            loads.join(" + ")
+        })
+        .collect();
+    format!("{} connections", phases.join(", "))
+}
+
+/// Sends the scenario's setup requests, then each distinct measured request once, and
+/// fails unless all answer 2xx (or a status the setup request allows): a benchmark of
+/// error pages would mean nothing.
 async fn prepare(addr: std::net::SocketAddr, scenario: &Scenario) -> Result<()> {
-    let measured = scenario.measurements.iter().flat_map(|m| &m.requests);
-    for (kind, spec) in scenario
+    let mut measured: Vec<&scenario::RequestSpec> = Vec::new();
+    for spec in scenario.measurements().flat_map(|m| &m.requests) {
+        let seen = measured.iter().any(|o| {
+            o.method == spec.method && o.path == spec.path && o.body == spec.body && o.headers == spec.headers
+        });
+        if !seen {
+            measured.push(spec);
+        }
+    }
+    let setup = scenario
         .setup
         .iter()
-        .map(|s| ("setup", s))
-        .chain(measured.map(|s| ("preflight", s)))
-    {
+        .map(|s| ("setup", &s.request, s.also_ok.as_slice()));
+    let preflight = measured.into_iter().map(|spec| ("preflight", spec, &[][..]));
+    for (kind, spec, also_ok) in setup.chain(preflight) {
         let (status, body) = load::send_once(addr, spec)
             .await
             .with_context(|| format!("{kind} request {} failed", spec.label()))?;
-        if !status.is_success() {
+        if !status.is_success() && !also_ok.contains(&status) {
             let shown = &body[..body.len().min(BODY_SNIPPET)];
             bail!(
                 "{kind} request {} answered {status}: {}",
@@ -310,7 +317,7 @@ async fn prepare(addr: std::net::SocketAddr, scenario: &Scenario) -> Result<()> 
 }
 
 /// A new, empty directory `bench_dir/run-<unix time>-<pid>`. Directories of earlier runs
-/// (kept when they failed) are removed first.
+/// (kept when they failed, or of the previous scenario) are removed first.
 fn fresh_run_dir(bench_dir: &Path) -> Result<PathBuf> {
     if let Ok(entries) = std::fs::read_dir(bench_dir) {
         for entry in entries.flatten() {
@@ -351,7 +358,17 @@ mod tests {
         assert_eq!((args.duration, args.connections), (10, 64));
         assert_eq!(
             args.command_line(),
-            "cargo xtask bench --scenario plugin --duration 10 --connections 64 --warmup 2 --rounds 2 --client-threads 1"
+            "cargo xtask bench --scenario all --duration 10 --connections 64 --warmup 2 --rounds 2 --client-threads 1"
+        );
+    }
+
+    #[test]
+    fn summarizes_connections() {
+        let scenarios = scenario::all();
+        assert_eq!(connections_summary(&scenarios[0], 64), "64 connections");
+        assert_eq!(
+            connections_summary(&scenarios[1], 64),
+            "login 16, healthz-idle 4, healthz-flood 4 + login-flood 16 connections"
         );
     }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::load::RunStats;
 use super::machine::Machine;
+use super::ratio::RatioReport;
 
 /// Everything written to `target/bench/results-<scenario>.json`.
 #[derive(Debug, Serialize)]
@@ -20,6 +21,9 @@ pub struct Results {
     pub machine: Machine,
     pub settings: Settings,
     pub runs: Vec<RunReport>,
+    /// The scenario's probe, timed before each round (e.g. the argon2id ceiling).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeReport>,
     pub summary: Vec<Summary>,
     pub ratios: Vec<RatioReport>,
 }
@@ -69,9 +73,15 @@ pub struct RunReport {
     pub measurement: String,
     pub round: usize,
     pub requests: Vec<String>,
+    pub connections: usize,
+    /// Measurements recorded at the same time, on other connections.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub concurrent_with: Vec<String>,
     pub responses: u64,
     pub ok: u64,
     pub rps: f64,
+    /// 2xx responses per second.
+    pub ok_rps: f64,
     pub latency: Latency,
     /// Errors = non-2xx responses + I/O errors.
     pub errors: u64,
@@ -83,14 +93,23 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub fn new(measurement: &str, round: usize, requests: Vec<String>, stats: &RunStats) -> Self {
+    pub fn new(
+        measurement: &str,
+        round: usize,
+        requests: Vec<String>,
+        connections: usize,
+        stats: &RunStats,
+    ) -> Self {
         Self {
             measurement: measurement.to_owned(),
             round,
             requests,
+            connections,
+            concurrent_with: Vec::new(),
             responses: stats.responses(),
             ok: stats.ok,
             rps: stats.rps(),
+            ok_rps: stats.ok_rps(),
             latency: Latency::of(&stats.latency_us),
             errors: stats.errors(),
             statuses: stats.statuses.clone(),
@@ -101,25 +120,38 @@ impl RunReport {
     }
 }
 
+/// One timing of the scenario's probe (before one round).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    pub probe: String,
+    pub round: usize,
+    /// What was timed and how the rate follows, for the report header.
+    pub what: String,
+    /// Operations timed (after untimed warm-up ones).
+    pub samples: usize,
+    /// Median, fastest and slowest single operation.
+    pub op_median_us: f64,
+    pub op_min_us: f64,
+    pub op_max_us: f64,
+    /// Threads the rate assumes (nproc).
+    pub threads: usize,
+    /// `threads / op_median`, per second.
+    pub rate_per_s: f64,
+}
+
 /// All rounds of one measurement: mean throughput, latency over every recorded sample.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub measurement: String,
     pub runs: usize,
     pub mean_rps: f64,
+    /// Mean 2xx responses per second.
+    pub mean_ok_rps: f64,
     pub min_rps: f64,
     pub max_rps: f64,
     /// Percentiles of all rounds' samples together.
     pub latency: Latency,
     pub errors: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RatioReport {
-    pub numerator: String,
-    pub denominator: String,
-    /// Mean throughput of `numerator` / mean throughput of `denominator`.
-    pub throughput_ratio: Option<f64>,
 }
 
 /// Summarises the runs of `measurement`; `None` if it has none.
@@ -133,10 +165,12 @@ pub fn summarize(measurement: &str, runs: &[(&RunReport, &RunStats)]) -> Result<
             .map_err(|e| anyhow!("could not merge histograms: {e:?}"))?;
     }
     let rps: Vec<f64> = runs.iter().map(|(r, _)| r.rps).collect();
+    let ok_rps: Vec<f64> = runs.iter().map(|(r, _)| r.ok_rps).collect();
     Ok(Some(Summary {
         measurement: measurement.to_owned(),
         runs: runs.len(),
-        mean_rps: rps.iter().sum::<f64>() / rps.len() as f64,
+        mean_rps: mean(&rps),
+        mean_ok_rps: mean(&ok_rps),
         min_rps: rps.iter().copied().fold(f64::INFINITY, f64::min),
         max_rps: rps.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         latency: Latency::of(&all),
@@ -144,11 +178,11 @@ pub fn summarize(measurement: &str, runs: &[(&RunReport, &RunStats)]) -> Result<
     }))
 }
 
-pub fn ratio(numerator: &Summary, denominator: &Summary) -> RatioReport {
-    RatioReport {
-        numerator: numerator.measurement.clone(),
-        denominator: denominator.measurement.clone(),
-        throughput_ratio: (denominator.mean_rps > 0.0).then(|| numerator.mean_rps / denominator.mean_rps),
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
     }
 }
 
@@ -173,6 +207,48 @@ pub fn summary_row(summary: &Summary) -> String {
         &summary.latency,
         summary.errors,
     )
+}
+
+/// A probe timing as a table row: its rate under req/s, the median operation under p50.
+pub fn probe_row(probe: &ProbeReport, rounds: usize) -> String {
+    format!(
+        "{:<16} {:>5} {:>12} {:>10}  median of {} ({} … {})",
+        probe.probe,
+        format!("{}/{rounds}", probe.round),
+        format_small_rate(probe.rate_per_s),
+        format_latency_us(probe.op_median_us.round() as u64),
+        probe.samples,
+        format_latency_us(probe.op_min_us.round() as u64),
+        format_latency_us(probe.op_max_us.round() as u64),
+    )
+}
+
+/// The mean rate and median operation time of all probe timings; `None` without any.
+pub fn probe_mean(probes: &[ProbeReport]) -> Option<(f64, f64)> {
+    if probes.is_empty() {
+        return None;
+    }
+    let rates: Vec<f64> = probes.iter().map(|p| p.rate_per_s).collect();
+    let ops: Vec<f64> = probes.iter().map(|p| p.op_median_us).collect();
+    Some((mean(&rates), mean(&ops)))
+}
+
+pub fn probe_summary_row(name: &str, rate: f64, op_us: f64) -> String {
+    format!(
+        "{name:<16} {:>5} {:>12} {:>10}",
+        "mean",
+        format_small_rate(rate),
+        format_latency_us(op_us.round() as u64)
+    )
+}
+
+/// Like [`format_rate`], with one decimal below 1,000 (probe rates are small).
+fn format_small_rate(rate: f64) -> String {
+    if rate.is_finite() && (0.0..1_000.0).contains(&rate) {
+        format!("{rate:.1}")
+    } else {
+        format_rate(rate)
+    }
 }
 
 fn row(name: &str, run: &str, rps: f64, latency: &Latency, errors: u64) -> String {
@@ -277,22 +353,56 @@ mod tests {
         assert!(line.contains("45,123"));
     }
 
+    fn probe(round: usize, rate: f64, median_us: f64) -> ProbeReport {
+        ProbeReport {
+            probe: "argon2id-ceiling".into(),
+            round,
+            what: "argon2id".into(),
+            samples: 15,
+            op_median_us: median_us,
+            op_min_us: median_us - 1_000.0,
+            op_max_us: median_us + 5_000.0,
+            threads: 2,
+            rate_per_s: rate,
+        }
+    }
+
     #[test]
-    fn ratio_handles_zero_throughput() {
-        let summary = |name: &str, rps: f64| Summary {
-            measurement: name.into(),
-            runs: 1,
-            mean_rps: rps,
-            min_rps: rps,
-            max_rps: rps,
-            latency: Latency::of(&histogram(&[])),
-            errors: 0,
-        };
-        let r = ratio(&summary("hello", 50.0), &summary("healthz", 200.0));
-        assert_eq!(r.throughput_ratio, Some(0.25));
+    fn probe_rows_use_the_table_columns() {
+        let line = probe_row(&probe(1, 82.35, 24_290.0), 2);
+        let columns = "measurement        run        req/s        p50".chars().count();
         assert_eq!(
-            ratio(&summary("a", 1.0), &summary("b", 0.0)).throughput_ratio,
-            None
+            line,
+            "argon2id-ceiling   1/2         82.3   24.29 ms  median of 15 (23.29 ms … 29.29 ms)"
         );
+        let p50_end = line.find(" ms").expect("unit") + " ms".len();
+        assert_eq!(line[..p50_end].chars().count(), columns);
+        assert_eq!(probe_mean(&[]), None);
+        let (rate, op) = probe_mean(&[probe(1, 80.0, 25_000.0), probe(2, 90.0, 22_000.0)]).expect("some");
+        assert!((rate - 85.0).abs() < 1e-9 && (op - 23_500.0).abs() < 1e-9);
+        assert_eq!(
+            probe_summary_row("argon2id-ceiling", rate, op),
+            "argon2id-ceiling  mean         85.0   23.50 ms"
+        );
+    }
+
+    #[test]
+    fn summaries_average_rates_and_2xx_rates() {
+        let mut ok = RunStats::new(std::time::Duration::from_secs(1)).expect("stats");
+        ok.latency_us = histogram(&[1_000, 2_000]);
+        ok.ok = 2;
+        let mut half = RunStats::new(std::time::Duration::from_secs(1)).expect("stats");
+        half.latency_us = histogram(&[3_000, 4_000]);
+        half.ok = 1;
+        let a = RunReport::new("login", 1, vec!["POST /auth/login".into()], 16, &ok);
+        let b = RunReport::new("login", 2, vec!["POST /auth/login".into()], 16, &half);
+        let s = summarize("login", &[(&a, &ok), (&b, &half)])
+            .expect("merges")
+            .expect("runs");
+        assert!((s.mean_rps - 2.0).abs() < 1e-9, "{s:?}");
+        assert!((s.mean_ok_rps - 1.5).abs() < 1e-9, "{s:?}");
+        // Latencies of both rounds, to the histogram's 3 significant digits.
+        assert!((4_000..4_010).contains(&s.latency.max_us), "{s:?}");
+        assert!(summarize("none", &[]).expect("ok").is_none());
     }
 }

@@ -1,18 +1,22 @@
 //! Benchmark scenarios: what to mount in the server and which requests to time.
 //!
 //! A [`Scenario`] names the plugins its generated config mounts, optional setup requests
-//! sent once before any measurement (e.g. sign a user up), and one or more
-//! [`Measurement`]s, each a list of [`RequestSpec`]s that the load generator sends round
-//! robin. Measurements of one scenario run alternately (A, B, A, B …) so that noise on a
-//! shared machine hits all of them alike; [`Ratio`]s compare their mean throughputs.
+//! sent once before any measurement (e.g. sign users up), an optional [`Probe`] timed in
+//! this process before each round, and [`Phase`]s. A phase is one or more
+//! [`Measurement`]s run at the same time on separate connections; a measurement is a
+//! named load (its connections send its [`RequestSpec`]s round robin) and one table row
+//! per round. Phases run alternately (A, B, A, B …) so that noise on a shared machine
+//! hits all of them alike; [`Ratio`]s compare their figures.
 //!
 //! To add a scenario, write a function returning one and list it in [`all`].
 
-use anyhow::{bail, Context, Result};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
-use hyper::{Method, Request};
+use anyhow::{bail, ensure, Context, Result};
+use hyper::{Method, StatusCode};
+
+use super::ceiling::{self, Argon2Cost};
+pub use super::ratio::{Figure, Ratio, Target};
+use super::report::ProbeReport;
+pub use super::request::RequestSpec;
 
 /// A plugin the scenario's server config mounts.
 #[derive(Debug, Clone)]
@@ -25,92 +29,136 @@ pub struct PluginMount {
     pub artifact: &'static str,
 }
 
-/// One HTTP request the load generator can send, any number of times.
-#[derive(Debug, Clone)]
-pub struct RequestSpec {
-    pub method: Method,
-    /// Path and query, e.g. `/catalog/search?q=tea`.
-    pub path: String,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Bytes,
+/// How many closed-loop connections a measurement uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// `--connections`.
+    FromArgs,
+    Fixed(usize),
 }
 
-impl RequestSpec {
-    pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Self {
-            method,
-            path: path.into(),
-            headers: Vec::new(),
-            body: Bytes::new(),
+impl Connections {
+    pub fn resolve(self, from_args: usize) -> usize {
+        match self {
+            Self::FromArgs => from_args,
+            Self::Fixed(n) => n,
         }
-    }
-
-    pub fn get(path: impl Into<String>) -> Self {
-        Self::new(Method::GET, path)
-    }
-
-    /// A request with a JSON body and `content-type: application/json`.
-    #[allow(dead_code)] // for the coming login / checkout scenarios
-    pub fn json(method: Method, path: impl Into<String>, body: &serde_json::Value) -> Self {
-        Self::new(method, path)
-            .with_header_static(CONTENT_TYPE, "application/json")
-            .with_body(body.to_string())
-    }
-
-    /// Adds a header; fails on a name or value HTTP does not allow.
-    #[allow(dead_code)] // for the coming login / checkout scenarios
-    pub fn with_header(mut self, name: &str, value: &str) -> Result<Self> {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .with_context(|| format!("invalid header name {name:?}"))?;
-        let value = HeaderValue::from_str(value)
-            .with_context(|| format!("invalid value for header {name}: {value:?}"))?;
-        self.headers.push((name, value));
-        Ok(self)
-    }
-
-    fn with_header_static(mut self, name: HeaderName, value: &'static str) -> Self {
-        self.headers.push((name, HeaderValue::from_static(value)));
-        self
-    }
-
-    #[allow(dead_code)] // for the coming login / checkout scenarios
-    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = body.into();
-        self
-    }
-
-    /// The request for a server at `authority` (`host:port`, sent as `Host`).
-    pub fn to_request(&self, authority: &str) -> Result<Request<Full<Bytes>>> {
-        let mut builder = Request::builder()
-            .method(self.method.clone())
-            .uri(&self.path)
-            .header(HOST, authority);
-        for (name, value) in &self.headers {
-            builder = builder.header(name, value);
-        }
-        builder
-            .body(Full::new(self.body.clone()))
-            .with_context(|| format!("invalid request {} {}", self.method, self.path))
-    }
-
-    /// `GET /path`, for tables and error messages.
-    pub fn label(&self) -> String {
-        format!("{} {}", self.method, self.path)
     }
 }
 
-/// A named load: requests sent round robin by every connection.
+/// A named load: every connection sends `requests` round robin, each connection
+/// starting at a different one (so e.g. logins spread over several users).
 #[derive(Debug, Clone)]
 pub struct Measurement {
     pub name: &'static str,
+    pub connections: Connections,
     pub requests: Vec<RequestSpec>,
 }
 
-/// Throughput of `numerator` divided by that of `denominator` (measurement names).
+impl Measurement {
+    /// A load on `--connections` connections.
+    pub fn new(name: &'static str, requests: Vec<RequestSpec>) -> Self {
+        Self {
+            name,
+            connections: Connections::FromArgs,
+            requests,
+        }
+    }
+
+    pub fn on_connections(mut self, n: usize) -> Self {
+        self.connections = Connections::Fixed(n);
+        self
+    }
+}
+
+/// Measurements recorded over the same window, at the same time.
 #[derive(Debug, Clone)]
-pub struct Ratio {
-    pub numerator: &'static str,
-    pub denominator: &'static str,
+pub struct Phase {
+    pub measurements: Vec<Measurement>,
+}
+
+impl Phase {
+    pub fn single(measurement: Measurement) -> Self {
+        Self {
+            measurements: vec![measurement],
+        }
+    }
+
+    pub fn concurrent(measurements: Vec<Measurement>) -> Self {
+        Self { measurements }
+    }
+}
+
+/// A request sent once before the first measurement.
+#[derive(Debug, Clone)]
+pub struct SetupRequest {
+    pub request: RequestSpec,
+    /// Statuses that count as done besides 2xx (e.g. 409: the user already exists).
+    pub also_ok: Vec<StatusCode>,
+}
+
+/// Timed in the xtask process before each round, with the server idle; its rate is
+/// [`Figure::Probe`].
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// One thread hashing with the server's argon2id cost: `warmup` untimed hashes, the
+    /// median of `samples` timed ones is `t1`, the rate `nproc / t1`.
+    Argon2Ceiling {
+        cost: Argon2Cost,
+        warmup: usize,
+        samples: usize,
+    },
+}
+
+impl Probe {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Argon2Ceiling { .. } => "argon2id-ceiling",
+        }
+    }
+
+    /// What it times and how its rate follows, for the report header.
+    pub fn describe(&self, threads: usize) -> String {
+        match self {
+            Self::Argon2Ceiling {
+                cost,
+                warmup,
+                samples,
+            } => format!(
+                "{} ({}-byte hash, {}-byte salt) on one thread of this process, {warmup} warm-up + \
+                 {samples} timed hashes; t1 = median; ceiling = {threads} CPUs / t1",
+                cost.describe(),
+                cost.output_len,
+                cost.salt_len
+            ),
+        }
+    }
+
+    /// Times the probe on the calling thread; its rate assumes `threads` CPUs at work.
+    pub fn measure(&self, round: usize, threads: usize) -> Result<ProbeReport> {
+        match self {
+            Self::Argon2Ceiling {
+                cost,
+                warmup,
+                samples,
+            } => {
+                let timing = ceiling::time_hashes(cost, *warmup, *samples)?;
+                let rate = ceiling::ceiling_per_s(threads, timing.median).context("a hash took no time")?;
+                let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+                Ok(ProbeReport {
+                    probe: self.name().to_owned(),
+                    round,
+                    what: self.describe(threads),
+                    samples: timing.samples,
+                    op_median_us: us(timing.median),
+                    op_min_us: us(timing.min),
+                    op_max_us: us(timing.max),
+                    threads,
+                    rate_per_s: rate,
+                })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -118,58 +166,97 @@ pub struct Scenario {
     pub name: &'static str,
     pub description: &'static str,
     pub plugins: Vec<PluginMount>,
-    /// Sent once, in order, before the first measurement; each must answer 2xx.
-    pub setup: Vec<RequestSpec>,
-    pub measurements: Vec<Measurement>,
+    /// Sent once, in order, before the first measurement.
+    pub setup: Vec<SetupRequest>,
+    pub probe: Option<Probe>,
+    pub phases: Vec<Phase>,
     pub ratios: Vec<Ratio>,
 }
 
 impl Scenario {
+    /// Every measurement, phase by phase.
+    pub fn measurements(&self) -> impl Iterator<Item = &Measurement> {
+        self.phases.iter().flat_map(|p| &p.measurements)
+    }
+
     /// Checks names are unique, ratios refer to measurements, and every request builds.
     pub fn validate(&self) -> Result<()> {
-        if self.measurements.is_empty() {
-            bail!("scenario {} has no measurement", self.name);
+        let name = self.name;
+        ensure!(!self.phases.is_empty(), "scenario {name} has no measurement");
+        for phase in &self.phases {
+            ensure!(
+                !phase.measurements.is_empty(),
+                "scenario {name} has an empty phase"
+            );
         }
-        for (i, m) in self.measurements.iter().enumerate() {
-            if self.measurements[..i].iter().any(|o| o.name == m.name) {
-                bail!("scenario {}: duplicate measurement {}", self.name, m.name);
+        let measurements: Vec<&Measurement> = self.measurements().collect();
+        for (i, m) in measurements.iter().enumerate() {
+            if measurements[..i].iter().any(|o| o.name == m.name) {
+                bail!("scenario {name}: duplicate measurement {}", m.name);
             }
-            if m.requests.is_empty() {
-                bail!("scenario {}: measurement {} has no request", self.name, m.name);
-            }
+            ensure!(
+                !m.requests.is_empty(),
+                "scenario {name}: measurement {} has no request",
+                m.name
+            );
+            ensure!(
+                m.connections != Connections::Fixed(0),
+                "scenario {name}: measurement {} has no connection",
+                m.name
+            );
         }
         for ratio in &self.ratios {
-            for name in [ratio.numerator, ratio.denominator] {
-                if !self.measurements.iter().any(|m| m.name == name) {
-                    bail!("scenario {}: ratio names unknown measurement {name}", self.name);
+            let figures = [ratio.numerator, ratio.denominator];
+            for figure in figures {
+                if let Some(m) = figure.measurement() {
+                    ensure!(
+                        measurements.iter().any(|o| o.name == m),
+                        "scenario {name}: ratio names unknown measurement {m}"
+                    );
+                } else {
+                    ensure!(
+                        self.probe.is_some(),
+                        "scenario {name}: ratio names a probe it lacks"
+                    );
                 }
             }
+            ensure!(
+                figures[0].is_rate() == figures[1].is_rate(),
+                "scenario {name}: ratio of a rate and a latency"
+            );
         }
         let all_requests = self
             .setup
             .iter()
-            .chain(self.measurements.iter().flat_map(|m| &m.requests));
+            .map(|s| &s.request)
+            .chain(measurements.iter().flat_map(|m| &m.requests));
         for spec in all_requests {
             spec.to_request("127.0.0.1:1")
-                .with_context(|| format!("scenario {}", self.name))?;
+                .with_context(|| format!("scenario {name}"))?;
         }
         Ok(())
     }
 }
 
-/// Every scenario, in the order `--list` shows them.
+/// Every scenario, in the order `--list` shows and `--scenario all` runs them.
 pub fn all() -> Vec<Scenario> {
-    vec![plugin()]
+    vec![plugin(), login()]
 }
 
-/// The scenario called `name`, or an error listing the known ones.
-pub fn find(name: &str) -> Result<Scenario> {
+/// The scenarios `--scenario name` selects: one, or every one for `all`; an error
+/// listing the known ones otherwise.
+pub fn select(name: &str) -> Result<Vec<Scenario>> {
     let scenarios = all();
+    if name == "all" {
+        return Ok(scenarios);
+    }
     let names: Vec<&str> = scenarios.iter().map(|s| s.name).collect();
+    let known = names.join(", ");
     scenarios
         .into_iter()
         .find(|s| s.name == name)
-        .with_context(|| format!("unknown scenario {name:?}; known scenarios: {}", names.join(", ")))
+        .map(|s| vec![s])
+        .with_context(|| format!("unknown scenario {name:?}; known scenarios: {known} (or all)"))
 }
 
 /// The cost of a plugin call: the host's own `/healthz` against the `hello` plugin's
@@ -180,19 +267,18 @@ fn plugin() -> Scenario {
         description: "GET /healthz (host only) vs GET /plugins/hello/ (one plugin call)",
         plugins: vec![HELLO],
         setup: Vec::new(),
-        measurements: vec![
-            Measurement {
-                name: "healthz",
-                requests: vec![RequestSpec::get("/healthz")],
-            },
-            Measurement {
-                name: "hello",
-                requests: vec![RequestSpec::get("/plugins/hello/")],
-            },
+        probe: None,
+        phases: vec![
+            Phase::single(Measurement::new("healthz", vec![RequestSpec::get("/healthz")])),
+            Phase::single(Measurement::new(
+                "hello",
+                vec![RequestSpec::get("/plugins/hello/")],
+            )),
         ],
         ratios: vec![Ratio {
-            numerator: "hello",
-            denominator: "healthz",
+            numerator: Figure::Rate("hello"),
+            denominator: Figure::Rate("healthz"),
+            target: None,
         }],
     }
 }
@@ -202,6 +288,69 @@ const HELLO: PluginMount = PluginMount {
     world: "http-plugin",
     artifact: "hello",
 };
+
+/// Connections flooding `POST /auth/login`.
+pub const LOGIN_CONNECTIONS: usize = 16;
+/// Connections sending `GET /healthz`, alone and during a login flood.
+pub const HEALTHZ_CONNECTIONS: usize = 4;
+/// Accounts the logins are spread over (round robin per connection).
+pub const LOGIN_USERS: usize = 8;
+
+/// Logins against the argon2id ceiling, and what a login flood does to other routes.
+fn login() -> Scenario {
+    let user = |i: usize| {
+        serde_json::json!({
+            "username": format!("bench-user-{i}"),
+            "password": format!("correct-horse-battery-staple-{i}"),
+        })
+    };
+    let users = 1..=LOGIN_USERS;
+    let setup = users
+        .clone()
+        .map(|i| SetupRequest {
+            request: RequestSpec::json(Method::POST, "/auth/register", &user(i)),
+            also_ok: vec![StatusCode::CONFLICT],
+        })
+        .collect();
+    let logins: Vec<RequestSpec> = users
+        .map(|i| RequestSpec::json(Method::POST, "/auth/login", &user(i)))
+        .collect();
+    let healthz = vec![RequestSpec::get("/healthz")];
+    Scenario {
+        name: "login",
+        description: "POST /auth/login (one argon2id verification each) vs the argon2id ceiling \
+                      (nproc / single-thread hash time); GET /healthz p99 alone and during a login flood",
+        plugins: Vec::new(),
+        setup,
+        probe: Some(Probe::Argon2Ceiling {
+            cost: Argon2Cost::SERVER_DEFAULT,
+            warmup: 3,
+            samples: 15,
+        }),
+        phases: vec![
+            Phase::single(Measurement::new("login", logins.clone()).on_connections(LOGIN_CONNECTIONS)),
+            Phase::single(
+                Measurement::new("healthz-idle", healthz.clone()).on_connections(HEALTHZ_CONNECTIONS),
+            ),
+            Phase::concurrent(vec![
+                Measurement::new("healthz-flood", healthz).on_connections(HEALTHZ_CONNECTIONS),
+                Measurement::new("login-flood", logins).on_connections(LOGIN_CONNECTIONS),
+            ]),
+        ],
+        ratios: vec![
+            Ratio {
+                numerator: Figure::OkRate("login"),
+                denominator: Figure::Probe,
+                target: Some(Target::AtLeast(0.90)),
+            },
+            Ratio {
+                numerator: Figure::P99("healthz-flood"),
+                denominator: Figure::P99("healthz-idle"),
+                target: Some(Target::AtMost(3.0)),
+            },
+        ],
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -215,39 +364,88 @@ mod tests {
     }
 
     #[test]
-    fn finds_by_name() {
-        assert_eq!(find("plugin").map(|s| s.name).ok(), Some("plugin"));
-        let err = find("nope").map(|s| s.name).unwrap_err().to_string();
-        assert!(err.contains("known scenarios: plugin"), "{err}");
+    fn selects_by_name_or_all() {
+        let names = |name: &str| select(name).map(|v| v.iter().map(|s| s.name).collect::<Vec<_>>());
+        assert_eq!(names("plugin").ok(), Some(vec!["plugin"]));
+        assert_eq!(names("login").ok(), Some(vec!["login"]));
+        assert_eq!(names("all").ok(), Some(vec!["plugin", "login"]));
+        let err = names("nope").unwrap_err().to_string();
+        assert!(err.contains("known scenarios: plugin, login (or all)"), "{err}");
     }
 
     #[test]
-    fn builds_json_requests_with_headers() {
-        let spec = RequestSpec::json(
-            Method::POST,
-            "/auth/login",
-            &serde_json::json!({"username": "ada"}),
-        )
-        .with_header("x-request-id", "bench")
-        .expect("valid header");
-        let req = spec.to_request("127.0.0.1:8080").expect("builds");
-        assert_eq!(req.method(), Method::POST);
-        assert_eq!(req.uri(), "/auth/login");
-        assert_eq!(req.headers()[HOST], "127.0.0.1:8080");
-        assert_eq!(req.headers()[CONTENT_TYPE], "application/json");
-        assert_eq!(req.headers()["x-request-id"], "bench");
-        assert_eq!(spec.body, Bytes::from_static(br#"{"username":"ada"}"#));
-    }
-
-    #[test]
-    fn rejects_bad_headers_and_dangling_ratios() {
-        assert!(RequestSpec::get("/").with_header("bad header", "x").is_err());
-        assert!(RequestSpec::get("/").with_header("x", "bad\nvalue").is_err());
+    fn rejects_dangling_and_mixed_ratios() {
         let mut scenario = plugin();
         scenario.ratios.push(Ratio {
-            numerator: "missing",
-            denominator: "healthz",
+            numerator: Figure::Rate("missing"),
+            denominator: Figure::Rate("healthz"),
+            target: None,
         });
         assert!(scenario.validate().is_err());
+
+        let mut scenario = plugin();
+        scenario.ratios[0].denominator = Figure::P99("healthz");
+        assert!(scenario.validate().is_err());
+
+        let mut scenario = plugin();
+        scenario.ratios[0].denominator = Figure::Probe;
+        assert!(scenario.validate().is_err(), "plugin has no probe");
+    }
+
+    #[test]
+    fn rejects_duplicates_across_phases_and_empty_loads() {
+        let mut scenario = login();
+        scenario.phases[2].measurements[1].name = "login";
+        assert!(scenario.validate().is_err());
+        let mut scenario = login();
+        scenario.phases[0].measurements[0].connections = Connections::Fixed(0);
+        assert!(scenario.validate().is_err());
+    }
+
+    #[test]
+    fn login_spreads_users_and_floods_while_probing_healthz() {
+        let scenario = login();
+        assert_eq!(scenario.setup.len(), LOGIN_USERS);
+        assert!(scenario.setup.iter().all(|s| s.also_ok == [StatusCode::CONFLICT]));
+        let login = &scenario.phases[0].measurements[0];
+        assert_eq!(login.connections.resolve(64), LOGIN_CONNECTIONS);
+        assert_eq!(login.requests.len(), LOGIN_USERS);
+        let bodies: Vec<&[u8]> = login.requests.iter().map(|r| r.body.as_ref()).collect();
+        assert!(bodies[0] != bodies[1], "one body per user");
+        let body: serde_json::Value = serde_json::from_slice(bodies[0]).expect("json");
+        assert_eq!(body["username"], "bench-user-1");
+        assert!(body["password"].as_str().is_some_and(|p| p.len() >= 20));
+        let flood = &scenario.phases[2];
+        let conns: Vec<usize> = flood
+            .measurements
+            .iter()
+            .map(|m| m.connections.resolve(64))
+            .collect();
+        assert_eq!(conns, [HEALTHZ_CONNECTIONS, LOGIN_CONNECTIONS]);
+        assert!(plugin()
+            .measurements()
+            .all(|m| m.connections == Connections::FromArgs));
+    }
+
+    #[test]
+    fn probe_reports_a_ceiling() {
+        let probe = Probe::Argon2Ceiling {
+            cost: Argon2Cost {
+                memory_kib: 64,
+                iterations: 1,
+                ..Argon2Cost::SERVER_DEFAULT
+            },
+            warmup: 1,
+            samples: 3,
+        };
+        let report = probe.measure(2, 4).expect("measures");
+        assert_eq!((report.round, report.samples, report.threads), (2, 3, 4));
+        let expected = 4.0 / (report.op_median_us / 1e6);
+        assert!(
+            (report.rate_per_s - expected).abs() < 1e-6 * expected,
+            "{report:?}"
+        );
+        assert!(report.op_min_us <= report.op_median_us && report.op_median_us <= report.op_max_us);
+        assert!(report.what.contains("ceiling = 4 CPUs / t1"), "{}", report.what);
     }
 }
