@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod cli;
 mod data_at_rest;
+mod durability;
 mod helpers;
 mod hostile;
 mod http_basics;
