@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod contacts;
 pub mod domain;
 pub mod http;
 pub mod runtime;

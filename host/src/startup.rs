@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::contacts::Contacts;
 use crate::http::{router, AppInner, AppState};
 use crate::runtime::{LoadError, Runtime};
 use crate::store::{Storage, StoreError};
@@ -42,6 +43,7 @@ impl Application {
                 .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))??
         };
         let auth = Auth::new(&storage, &config.auth)?;
+        let contacts = Contacts::new(&storage)?;
         let metrics = Arc::new(Metrics::new());
         let runtime = Runtime::start(config, &storage, &metrics).await?;
         let listener =
@@ -57,6 +59,7 @@ impl Application {
         })?;
         let state = AppState::new(AppInner {
             auth,
+            contacts,
             runtime,
             storage,
             metrics,

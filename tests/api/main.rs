@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod cli;
+mod contacts;
 mod data_at_rest;
 mod durability;
 mod helpers;

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::request_context::current_request_id;
 use crate::auth::AuthError;
+use crate::contacts::ContactError;
 use crate::domain::PasswordError;
 use crate::runtime::bindings::GuestError;
 use crate::runtime::{InvokeError, InvokeErrorKind};
@@ -29,6 +30,10 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error(transparent)]
     Plugin(#[from] InvokeError),
     #[error("storage: {0}")]
@@ -90,6 +95,8 @@ impl ApiError {
             ),
             ApiError::Auth(e) => auth_parts(e),
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone(), None),
+            ApiError::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message.clone(), None),
+            ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone(), None),
             ApiError::Plugin(e) => plugin_parts(e),
             ApiError::Storage(e) => {
                 tracing::error!(error = %e, "storage failure");
@@ -240,5 +247,25 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<ContactError> for ApiError {
+    fn from(e: ContactError) -> Self {
+        match e {
+            ContactError::Invalid { .. } => ApiError::BadRequest {
+                code: "invalid_contact",
+                message: e.to_string(),
+            },
+            ContactError::NotFound => ApiError::NotFound {
+                code: "contact_not_found",
+                message: e.to_string(),
+            },
+            ContactError::TooMany => ApiError::Conflict {
+                code: "too_many_contacts",
+                message: e.to_string(),
+            },
+            ContactError::Store(inner) => ApiError::Storage(inner),
+        }
     }
 }

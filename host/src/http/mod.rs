@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod contacts;
 mod error;
 mod health;
 mod json;
@@ -25,6 +26,7 @@ pub use request_context::current_request_id;
 pub use session_auth::SESSION_COOKIE;
 
 use crate::auth::Auth;
+use crate::contacts::Contacts;
 use crate::runtime::Runtime;
 use crate::store::Storage;
 use crate::telemetry::Metrics;
@@ -35,6 +37,7 @@ pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub auth: Auth,
+    pub contacts: Contacts,
     pub runtime: Runtime,
     pub storage: Storage,
     pub metrics: Arc<Metrics>,
@@ -64,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(auth::router())
         .merge(admin::router())
+        .merge(contacts::router())
         .merge(plugins::router())
         .merge(openapi::router())
         .merge(metrics::router())

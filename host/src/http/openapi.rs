@@ -23,6 +23,11 @@ use super::AppState;
         super::auth::revoke_session,
         super::admin::list_users,
         super::admin::disable_user,
+        super::contacts::create,
+        super::contacts::list,
+        super::contacts::read,
+        super::contacts::update,
+        super::contacts::remove,
         super::plugins::invoke,
         openapi_json,
         super::metrics::metrics

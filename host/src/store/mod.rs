@@ -5,6 +5,7 @@
 //! blocking pool, never on the async runtime.
 
 mod accounts;
+mod contacts;
 mod group_commit;
 mod kv;
 mod sled_kv;
@@ -13,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use accounts::{AccountError, AccountStore, Role, SessionRecord, SledAccounts, TokenHash, UserRecord};
+pub use contacts::{ContactRecord, ContactStore, SledContacts};
 pub use group_commit::GroupCommit;
 pub use kv::{KvBackend, KvError, PluginKv};
 pub use sled_kv::SledKv;
@@ -75,6 +77,11 @@ impl Storage {
     /// Users and sessions.
     pub fn accounts(&self) -> Result<SledAccounts, StoreError> {
         SledAccounts::open(&self.db)
+    }
+
+    /// Everyone's contacts (each user sees only their own prefix).
+    pub fn contacts(&self) -> Result<SledContacts, StoreError> {
+        SledContacts::open(&self.db)
     }
 
     /// Waits until every write made before this call is on disk. Concurrent callers
