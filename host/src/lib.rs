@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod domain;
 pub mod http;
 pub mod runtime;
+pub mod search;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -5,6 +5,7 @@
 //! blocking pool, never on the async runtime.
 
 mod accounts;
+mod catalog;
 mod contacts;
 mod group_commit;
 mod kv;
@@ -14,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use accounts::{AccountError, AccountStore, Role, SessionRecord, SledAccounts, TokenHash, UserRecord};
+pub use catalog::{CatalogStore, CatalogStoreError, ProductRecord, SledCatalog};
 pub use contacts::{ContactRecord, ContactStore, SledContacts};
 pub use group_commit::GroupCommit;
 pub use kv::{KvBackend, KvError, PluginKv};
@@ -77,6 +79,11 @@ impl Storage {
     /// Users and sessions.
     pub fn accounts(&self) -> Result<SledAccounts, StoreError> {
         SledAccounts::open(&self.db)
+    }
+
+    /// Products and stock.
+    pub fn catalog(&self) -> Result<SledCatalog, StoreError> {
+        SledCatalog::open(&self.db)
     }
 
     /// Everyone's contacts (each user sees only their own prefix).

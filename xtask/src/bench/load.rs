@@ -3,7 +3,9 @@
 //!
 //! A run lasts `warmup + duration`. Only requests that start after the warm-up and
 //! complete before the end are recorded; those cut off by the end are counted as
-//! `unfinished`. Latency covers sending the request and reading the whole response body.
+//! `unfinished`, and still awaited (unrecorded) before the run returns, so the server
+//! is never left with requests its client hung up on. Latency covers sending the request
+//! and reading the whole response body.
 //! One run can drive several [`Group`]s of connections at once (e.g. a login flood and
 //! health checks), over the same window, each with its own statistics.
 
@@ -32,6 +34,9 @@ const MAX_ERROR_KINDS: usize = 8;
 /// Pause after a failed connect, so a dead server does not turn into a busy loop.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request still in flight at the end of a run may take to complete (it is
+/// not recorded) before its connection is dropped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoadConfig {
@@ -229,11 +234,17 @@ async fn connection(
 
         let started = Instant::now();
         let measured = started >= window.measure_from;
-        match timeout_at(window.end, exchange(sending, request)).await {
+        let mut in_flight = std::pin::pin!(exchange(sending, request));
+        match timeout_at(window.end, &mut in_flight).await {
             Err(_) => {
                 if measured {
                     stats.unfinished += 1;
                 }
+                // Let the server finish it rather than hang up mid-request: a cancelled
+                // request can leave state behind (e.g. a login attempt the server counts
+                // as failed because it never completed), and the next run should start
+                // on an idle server.
+                let _ = timeout(DRAIN_TIMEOUT, in_flight).await;
                 break;
             }
             Ok(Err(err)) => {
@@ -356,13 +367,20 @@ mod end_to_end {
     use super::*;
     use crate::bench::scenario::RequestSpec;
     use hyper::Method;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     /// A tiny keep-alive HTTP/1.1 server: `/missing` is 404, anything else 200 with the
-    /// request body's length as the response body.
+    /// request body's length as the response body; `/slow` answers after 300 ms and
+    /// counts its answers in `slow_done`.
     async fn serve(listener: TcpListener) {
+        serve_counting(listener, Arc::default()).await;
+    }
+
+    async fn serve_counting(listener: TcpListener, slow_done: Arc<AtomicUsize>) {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let slow_done = Arc::clone(&slow_done);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -396,8 +414,15 @@ mod end_to_end {
                         "HTTP/1.1 {status}\r\ncontent-length: {}\r\n\r\n{body}",
                         body.len()
                     );
+                    let slow = head.contains(" /slow ");
+                    if slow {
+                        sleep(Duration::from_millis(300)).await;
+                    }
                     if stream.write_all(response.as_bytes()).await.is_err() {
                         return;
+                    }
+                    if slow {
+                        slow_done.fetch_add(1, Ordering::SeqCst);
                     }
                     buf.drain(..head_end + 4 + length);
                 }
@@ -481,6 +506,40 @@ mod end_to_end {
             specs: vec![RequestSpec::get("/")].into(),
         };
         assert!(run(config, &[empty]).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lets_requests_cut_off_by_the_end_complete_unrecorded() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let slow_done = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(serve_counting(listener, Arc::clone(&slow_done)));
+
+        let config = LoadConfig {
+            addr,
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(100),
+        };
+        let group = Group {
+            connections: 3,
+            specs: vec![RequestSpec::get("/slow")].into(),
+        };
+        let started = std::time::Instant::now();
+        let stats = run(config, &[group]).await.expect("load run").remove(0);
+        assert_eq!((stats.responses(), stats.unfinished), (0, 3), "{stats:?}");
+        // The generator waited for the answers (300 ms) instead of hanging up at 100 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(290),
+            "{:?}",
+            started.elapsed()
+        );
+        for _ in 0..100 {
+            if slow_done.load(Ordering::SeqCst) == 3 {
+                break;
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(slow_done.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

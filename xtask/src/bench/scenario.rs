@@ -125,7 +125,7 @@ impl Probe {
                 warmup,
                 samples,
             } => format!(
-                "{} ({}-byte hash, {}-byte salt) on one thread of this process, {warmup} warm-up + \
+                "{} ({}-byte hash, {}-byte salt, memory reused) on one thread of this process, {warmup} warm-up + \
                  {samples} timed hashes; t1 = median; ceiling = {threads} CPUs / t1",
                 cost.describe(),
                 cost.output_len,

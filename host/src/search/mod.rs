@@ -1,0 +1,181 @@
+//! Full-text product search on tantivy: BM25 over name, description and category, with
+//! the name weighted highest, prefix matching on the last word (search-as-you-type),
+//! one-typo tolerance for words of 5+ letters, and category/price filters. The index is
+//! derived data: sled is the source of truth and the index is rebuilt from it whenever
+//! the two disagree.
+
+mod query;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::collector::TopDocs;
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
+};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+pub use query::SearchQuery;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("search index directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the index knows of a product.
+pub struct SearchDoc<'a> {
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub category: &'a str,
+    /// Minor units.
+    pub price: i64,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    sku: Field,
+    name: Field,
+    description: Field,
+    category: Field,
+    category_exact: Field,
+    price: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        sku: b.add_text_field("sku", STRING | STORED),
+        name: b.add_text_field("name", text.clone()),
+        description: b.add_text_field("description", text.clone()),
+        category: b.add_text_field("category", text),
+        category_exact: b.add_text_field("category_exact", STRING),
+        price: b.add_i64_field("price", INDEXED | FAST),
+    };
+    (b.build(), fields)
+}
+
+/// Memory the single indexing thread may use before it flushes a segment.
+const WRITER_HEAP: usize = 50_000_000;
+
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it (or re-creating it when its schema is from
+    /// another version) as needed. The caller checks `num_docs` against the store.
+    pub fn open(dir: &Path) -> Result<Self, SearchError> {
+        let (schema, fields) = schema();
+        std::fs::create_dir_all(dir)?;
+        let index = match Index::open_in_dir(dir) {
+            Ok(index) if index.schema() == schema => index,
+            Ok(_) | Err(_) => {
+                if dir.exists() {
+                    std::fs::remove_dir_all(dir)?;
+                }
+                std::fs::create_dir_all(dir)?;
+                Index::create_in_dir(dir, schema)?
+            }
+        };
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
+        Ok(Self {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+        })
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    fn document(&self, d: &SearchDoc) -> TantivyDocument {
+        let f = self.fields;
+        doc!(
+            f.sku => d.sku,
+            f.name => d.name,
+            f.description => d.description,
+            f.category => d.category,
+            f.category_exact => d.category.to_lowercase(),
+            f.price => d.price,
+        )
+    }
+
+    /// Adds or replaces products and makes them searchable before returning.
+    pub fn upsert(&self, docs: &[SearchDoc]) -> Result<(), SearchError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for d in docs {
+            writer.delete_term(Term::from_field_text(self.fields.sku, d.sku));
+            writer.add_document(self.document(d))?;
+        }
+        writer.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Removes products and makes that visible before returning.
+    pub fn delete(&self, skus: &[&str]) -> Result<(), SearchError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for sku in skus {
+            writer.delete_term(Term::from_field_text(self.fields.sku, sku));
+        }
+        writer.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Replaces the whole index with `docs`.
+    pub fn rebuild<'a>(&self, docs: impl Iterator<Item = SearchDoc<'a>>) -> Result<u64, SearchError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        writer.delete_all_documents()?;
+        let mut n = 0;
+        for d in docs {
+            writer.add_document(self.document(&d))?;
+            n += 1;
+        }
+        writer.commit()?;
+        self.reader.reload()?;
+        Ok(n)
+    }
+
+    /// The skus matching `q`, best first, and whether more follow.
+    pub fn search(&self, q: &SearchQuery) -> Result<(Vec<(String, f32)>, bool), SearchError> {
+        let query = q.build(&self.index, self.fields)?;
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &query,
+            &TopDocs::with_limit(q.limit + 1)
+                .and_offset(q.offset)
+                .order_by_score(),
+        )?;
+        let more = top.len() > q.limit;
+        let mut hits = Vec::with_capacity(q.limit);
+        for (score, addr) in top.into_iter().take(q.limit) {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            if let Some(sku) = doc.get_first(self.fields.sku).and_then(|v| v.as_str()) {
+                hits.push((sku.to_string(), score));
+            }
+        }
+        Ok((hits, more))
+    }
+}
+
+#[cfg(test)]
+mod tests;
