@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::auth::Auth;
+use crate::catalog::Catalog;
 use crate::config::{Config, Overrides};
 use crate::domain::World;
 use crate::runtime::check::check_component;
@@ -42,6 +43,21 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Load the demo catalog: realistic, deterministic products (server stopped).
+    Seed {
+        /// The configuration file.
+        #[arg(long, short, default_value = "plinth.toml")]
+        config: PathBuf,
+        /// Data directory (overrides [server].data_dir).
+        #[arg(long, env = "PLINTH_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// How many products.
+        #[arg(long, default_value_t = 1200)]
+        count: usize,
+        /// Do nothing if the catalog already has products.
+        #[arg(long)]
+        if_empty: bool,
     },
     /// Account administration (with the server stopped: the database is single-process).
     User {
@@ -91,6 +107,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Check { file, world },
         } => check(file, world),
+        Command::Seed {
+            config,
+            data_dir,
+            count,
+            if_empty,
+        } => seed(config, data_dir, count, if_empty),
         Command::User {
             command:
                 UserCommand::Create {
@@ -151,6 +173,48 @@ fn create_user(path: PathBuf, data_dir: Option<PathBuf>, name: String, admin: bo
             }
             Err(e) => fail(&e),
         }
+    })
+}
+
+fn seed(path: PathBuf, data_dir: Option<PathBuf>, count: usize, if_empty: bool) -> ExitCode {
+    let overrides = Overrides {
+        listen: None,
+        data_dir,
+    };
+    let config = match Config::load(&path, &overrides) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    runtime.block_on(async {
+        let storage = match Storage::open(&config.server.data_dir.join("db"), &config.storage) {
+            Ok(s) => s,
+            Err(e) => return fail(&format!("{e} (is the server running? stop it first)")),
+        };
+        let dir = config.server.data_dir.join("search");
+        let catalog = match Catalog::open(&storage, &dir) {
+            Ok(c) => std::sync::Arc::new(c),
+            Err(e) => return fail(&e),
+        };
+        if if_empty && catalog.count() > 0 {
+            println!("catalog already has {} products; not seeding", catalog.count());
+            return ExitCode::SUCCESS;
+        }
+        let mut added = 0;
+        let products = crate::catalog::seed::demo_products(count);
+        let mut chunks = products.into_iter().peekable();
+        while chunks.peek().is_some() {
+            let chunk: Vec<_> = chunks.by_ref().take(5_000).collect();
+            match catalog.create_many(chunk).await {
+                Ok(n) => added += n,
+                Err(e) => return fail(&e),
+            }
+        }
+        println!("seeded {added} products ({} in the catalog)", catalog.count());
+        ExitCode::SUCCESS
     })
 }
 

@@ -2,6 +2,7 @@
 //! WebAssembly components. See ARCHITECTURE.md for the map.
 
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod contacts;

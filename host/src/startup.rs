@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::auth::Auth;
+use crate::catalog::{Catalog, CatalogError};
 use crate::config::Config;
 use crate::contacts::Contacts;
 use crate::http::{router, AppInner, AppState};
@@ -20,6 +21,8 @@ pub enum StartupError {
     Storage(#[from] StoreError),
     #[error(transparent)]
     Plugin(#[from] LoadError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -44,6 +47,12 @@ impl Application {
         };
         let auth = Auth::new(&storage, &config.auth)?;
         let contacts = Contacts::new(&storage)?;
+        let catalog = {
+            let (storage, dir) = (storage.clone(), config.server.data_dir.join("search"));
+            tokio::task::spawn_blocking(move || Catalog::open(&storage, &dir))
+                .await
+                .map_err(|e| StoreError::Flush(format!("catalog open task failed: {e}")))??
+        };
         let metrics = Arc::new(Metrics::new());
         let runtime = Runtime::start(config, &storage, &metrics).await?;
         let listener =
@@ -59,6 +68,7 @@ impl Application {
         })?;
         let state = AppState::new(AppInner {
             auth,
+            catalog: Arc::new(catalog),
             contacts,
             runtime,
             storage,

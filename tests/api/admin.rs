@@ -1,44 +1,6 @@
 //! Roles: the admin bootstrap CLI, admin-only routes, disabling accounts.
 
-use std::process::Stdio;
-
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
-
-use crate::helpers::{error_code, json, spawn_app_in, PASSWORD};
-
-const PLINTH: &str = env!("CARGO_BIN_EXE_plinth");
-
-/// `plinth user create [--admin] NAME` with the password on stdin.
-async fn cli_create_user(
-    data_dir: &std::path::Path,
-    name: &str,
-    admin: bool,
-    password: &str,
-) -> std::process::Output {
-    let config = data_dir.join("cli.toml");
-    std::fs::write(
-        &config,
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./data\"\n",
-    )
-    .unwrap();
-    let mut cmd = Command::new(PLINTH);
-    cmd.args(["user", "create", name, "--config"]).arg(&config);
-    if admin {
-        cmd.arg("--admin");
-    }
-    let mut child = cmd
-        .env("PLINTH_DATA_DIR", data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{password}\n").as_bytes()).await.unwrap();
-    drop(stdin);
-    child.wait_with_output().await.unwrap()
-}
+use crate::helpers::{cli_create_user, error_code, json, spawn_app_in, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_bootstrapped_from_the_cli_can_administer_users() {

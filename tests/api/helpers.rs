@@ -232,3 +232,46 @@ pub async fn error_code(resp: reqwest::Response, status: u16) -> serde_json::Val
     );
     body
 }
+
+/// `plinth user create [--admin] NAME` (the real binary) with the password on stdin.
+pub async fn cli_create_user(
+    data_dir: &Path,
+    name: &str,
+    admin: bool,
+    password: &str,
+) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let config = data_dir.join("cli.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./data\"\n",
+    )
+    .unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"));
+    cmd.args(["user", "create", name, "--config"]).arg(&config);
+    if admin {
+        cmd.arg("--admin");
+    }
+    let mut child = cmd
+        .env("PLINTH_DATA_DIR", data_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{password}\n").as_bytes()).await.unwrap();
+    drop(stdin);
+    child.wait_with_output().await.unwrap()
+}
+
+/// A server whose data directory already holds an admin `root` (made with the CLI);
+/// returns it with the admin's session token.
+pub async fn spawn_app_with_admin(plugins: &str) -> (TestApp, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli_create_user(dir.path(), "root", true, PASSWORD).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let app = spawn_app_in(plugins, dir).await;
+    let token = app.login("root").await;
+    (app, token)
+}

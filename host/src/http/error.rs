@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::request_context::current_request_id;
 use crate::auth::AuthError;
+use crate::catalog::CatalogError;
 use crate::contacts::ContactError;
 use crate::domain::PasswordError;
 use crate::runtime::bindings::GuestError;
@@ -266,6 +267,27 @@ impl From<ContactError> for ApiError {
                 message: e.to_string(),
             },
             ContactError::Store(inner) => ApiError::Storage(inner),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Invalid { .. } => ApiError::BadRequest {
+                code: "invalid_product",
+                message: e.to_string(),
+            },
+            CatalogError::NotFound => ApiError::NotFound {
+                code: "product_not_found",
+                message: e.to_string(),
+            },
+            CatalogError::Exists => ApiError::Conflict {
+                code: "sku_taken",
+                message: e.to_string(),
+            },
+            CatalogError::Store(inner) => ApiError::Storage(inner),
+            CatalogError::Search(inner) => ApiError::Internal(inner.to_string()),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod catalog;
 mod contacts;
 mod error;
 mod health;
@@ -26,6 +27,7 @@ pub use request_context::current_request_id;
 pub use session_auth::SESSION_COOKIE;
 
 use crate::auth::Auth;
+use crate::catalog::Catalog;
 use crate::contacts::Contacts;
 use crate::runtime::Runtime;
 use crate::store::Storage;
@@ -37,6 +39,7 @@ pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub auth: Auth,
+    pub catalog: Arc<Catalog>,
     pub contacts: Contacts,
     pub runtime: Runtime,
     pub storage: Storage,
@@ -68,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(admin::router())
         .merge(contacts::router())
+        .merge(catalog::router())
         .merge(plugins::router())
         .merge(openapi::router())
         .merge(metrics::router())

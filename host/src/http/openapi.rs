@@ -28,6 +28,12 @@ use super::AppState;
         super::contacts::read,
         super::contacts::update,
         super::contacts::remove,
+        super::catalog::list,
+        super::catalog::read,
+        super::catalog::search,
+        super::catalog::create,
+        super::catalog::update,
+        super::catalog::remove,
         super::plugins::invoke,
         openapi_json,
         super::metrics::metrics
