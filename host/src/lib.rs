@@ -13,5 +13,6 @@ pub mod search;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod weather;
 
 pub use startup::Application;

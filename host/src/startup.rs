@@ -14,6 +14,7 @@ use crate::http::{router, AppInner, AppState};
 use crate::runtime::{LoadError, Runtime};
 use crate::store::{Storage, StoreError};
 use crate::telemetry::Metrics;
+use crate::weather::WeatherService;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -54,7 +55,8 @@ impl Application {
                 .map_err(|e| StoreError::Flush(format!("catalog open task failed: {e}")))??
         };
         let metrics = Arc::new(Metrics::new());
-        let runtime = Runtime::start(config, &storage, &metrics).await?;
+        let runtime = Arc::new(Runtime::start(config, &storage, &metrics).await?);
+        let weather = WeatherService::new(runtime.clone(), &config.weather);
         let listener =
             TcpListener::bind(config.server.listen)
                 .await
@@ -71,6 +73,7 @@ impl Application {
             catalog: Arc::new(catalog),
             contacts,
             runtime,
+            weather,
             storage,
             metrics,
             max_body_bytes: config.server.max_body_bytes,

@@ -12,7 +12,9 @@ use tokio::sync::oneshot;
 pub fn plugins_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins");
     assert!(
-        dir.join("hello.wasm").is_file() && dir.join("hostile.wasm").is_file(),
+        ["hello", "hostile", "weather_open_meteo"]
+            .iter()
+            .all(|p| dir.join(format!("{p}.wasm")).is_file()),
         "plugins are missing in {}: run `cargo xtask plugins` (or `cargo xtask test`)",
         dir.display()
     );

@@ -13,3 +13,4 @@ mod hostile;
 mod http_basics;
 mod plugin_auth;
 mod plugins;
+mod weather;

@@ -23,7 +23,19 @@ pub struct Config {
     pub storage: StorageConfig,
     pub runtime: RuntimeConfig,
     pub auth: AuthConfig,
+    pub weather: WeatherConfig,
     pub plugins: Vec<PluginConfig>,
+}
+
+/// `[weather]`: which weather-plugin serves `GET /weather`, and its cache.
+#[derive(Clone, Debug)]
+pub struct WeatherConfig {
+    /// The plugin's name; `None` turns `/weather` off (503).
+    pub plugin: Option<PluginName>,
+    /// How long a result is served from the cache.
+    pub ttl: std::time::Duration,
+    /// How long past its TTL a result may still be served when the provider fails.
+    pub stale_for: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +121,8 @@ struct RawConfig {
     runtime: RawRuntime,
     #[serde(default)]
     auth: auth::RawAuth,
+    #[serde(default)]
+    weather: RawWeather,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
 }
@@ -152,6 +166,24 @@ impl Default for RawRuntime {
             cache_dir: None,
             max_instances: 256,
             epoch_tick_ms: 5,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWeather {
+    plugin: Option<PluginName>,
+    cache_ttl_secs: u64,
+    stale_for_secs: u64,
+}
+
+impl Default for RawWeather {
+    fn default() -> Self {
+        Self {
+            plugin: None,
+            cache_ttl_secs: 600,
+            stale_for_secs: 3600,
         }
     }
 }
@@ -262,6 +294,46 @@ impl Config {
             }
             plugins.push(plugin);
         }
+        let weather = WeatherConfig {
+            plugin: match raw.weather.plugin {
+                Some(name) => match plugins.iter().find(|p| p.name == name) {
+                    Some(p) if p.world == World::Weather => Some(name),
+                    Some(p) => {
+                        return Err(ConfigError::invalid(
+                            "[weather]",
+                            "plugin",
+                            format!(
+                                "plugin {:?} is a {}, not a weather-plugin",
+                                name.as_str(),
+                                p.world
+                            ),
+                        ))
+                    }
+                    None => {
+                        return Err(ConfigError::invalid(
+                            "[weather]",
+                            "plugin",
+                            format!("no [[plugin]] named {:?}", name.as_str()),
+                        ))
+                    }
+                },
+                None => None,
+            },
+            ttl: std::time::Duration::from_secs(in_range(
+                "[weather]",
+                "cache_ttl_secs",
+                raw.weather.cache_ttl_secs,
+                0,
+                86_400,
+            )?),
+            stale_for: std::time::Duration::from_secs(in_range(
+                "[weather]",
+                "stale_for_secs",
+                raw.weather.stale_for_secs,
+                0,
+                7 * 86_400,
+            )?),
+        };
         Ok(Config {
             server: ServerConfig {
                 listen,
@@ -271,6 +343,7 @@ impl Config {
             storage,
             runtime,
             auth,
+            weather,
             plugins,
         })
     }

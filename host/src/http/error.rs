@@ -14,6 +14,7 @@ use crate::domain::PasswordError;
 use crate::runtime::bindings::GuestError;
 use crate::runtime::{InvokeError, InvokeErrorKind};
 use crate::store::StoreError;
+use crate::weather::WeatherError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -29,6 +30,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Weather(std::sync::Arc<WeatherError>),
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("{message}")]
@@ -95,6 +98,7 @@ impl ApiError {
                 None,
             ),
             ApiError::Auth(e) => auth_parts(e),
+            ApiError::Weather(e) => weather_parts(e),
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone(), None),
             ApiError::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message.clone(), None),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone(), None),
@@ -200,6 +204,7 @@ fn plugin_parts(e: &InvokeError) -> (StatusCode, &'static str, String, Option<St
             GuestError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
             GuestError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone()),
             GuestError::Upstream(m) => (StatusCode::BAD_GATEWAY, "upstream_error", m.clone()),
+            GuestError::Timeout(m) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", m.clone()),
             GuestError::LimitExceeded(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "plugin_limit_exceeded",
@@ -288,6 +293,65 @@ impl From<CatalogError> for ApiError {
             },
             CatalogError::Store(inner) => ApiError::Storage(inner),
             CatalogError::Search(inner) => ApiError::Internal(inner.to_string()),
+        }
+    }
+}
+
+impl From<WeatherError> for ApiError {
+    fn from(e: WeatherError) -> Self {
+        match e {
+            WeatherError::Invalid(message) => ApiError::BadRequest {
+                code: "invalid_location",
+                message,
+            },
+            other => ApiError::Weather(std::sync::Arc::new(other)),
+        }
+    }
+}
+
+impl From<std::sync::Arc<WeatherError>> for ApiError {
+    fn from(e: std::sync::Arc<WeatherError>) -> Self {
+        ApiError::Weather(e)
+    }
+}
+
+fn weather_parts(e: &WeatherError) -> (StatusCode, &'static str, String, Option<String>) {
+    match e {
+        WeatherError::Disabled => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "weather_disabled",
+            e.to_string(),
+            None,
+        ),
+        WeatherError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid_location", m.clone(), None),
+        WeatherError::Provider(inv) => {
+            let plugin = Some(inv.plugin.to_string());
+            match &inv.kind {
+                InvokeErrorKind::Guest(GuestError::NotFound(m)) => {
+                    (StatusCode::NOT_FOUND, "place_not_found", m.clone(), plugin)
+                }
+                InvokeErrorKind::Guest(GuestError::Invalid(m)) => {
+                    (StatusCode::BAD_REQUEST, "invalid_location", m.clone(), plugin)
+                }
+                InvokeErrorKind::Guest(GuestError::Timeout(m)) => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "weather_timeout",
+                    format!("the weather provider did not answer in time: {m}"),
+                    plugin,
+                ),
+                InvokeErrorKind::Guest(
+                    GuestError::Upstream(m)
+                    | GuestError::Unavailable(m)
+                    | GuestError::Denied(m)
+                    | GuestError::LimitExceeded(m),
+                ) => (
+                    StatusCode::BAD_GATEWAY,
+                    "weather_upstream",
+                    format!("the weather provider failed: {m}"),
+                    plugin,
+                ),
+                _ => plugin_parts(inv),
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ mod openapi;
 mod plugins;
 mod request_context;
 mod session_auth;
+mod weather;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::contacts::Contacts;
 use crate::runtime::Runtime;
 use crate::store::Storage;
 use crate::telemetry::Metrics;
+use crate::weather::WeatherService;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -41,7 +43,8 @@ pub struct AppInner {
     pub auth: Auth,
     pub catalog: Arc<Catalog>,
     pub contacts: Contacts,
-    pub runtime: Runtime,
+    pub runtime: Arc<Runtime>,
+    pub weather: WeatherService,
     pub storage: Storage,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
@@ -72,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(contacts::router())
         .merge(catalog::router())
+        .merge(weather::router())
         .merge(plugins::router())
         .merge(openapi::router())
         .merge(metrics::router())

@@ -34,6 +34,7 @@ use super::AppState;
         super::catalog::create,
         super::catalog::update,
         super::catalog::remove,
+        super::weather::weather,
         super::plugins::invoke,
         openapi_json,
         super::metrics::metrics

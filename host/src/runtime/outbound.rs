@@ -120,7 +120,7 @@ impl OutboundClient {
             timeout = timeout.min(Duration::from_millis(ms.into()));
         }
         if timeout.is_zero() {
-            return Err(GuestError::Unavailable("plugin deadline reached".into()));
+            return Err(GuestError::Timeout("plugin deadline reached".into()));
         }
         let mut builder = self.client.request(method, url).timeout(timeout);
         for (name, value) in &req.headers {
@@ -176,8 +176,8 @@ impl OutboundClient {
         };
         match tokio::time::timeout(timeout, fetch).await {
             Ok(result) => result,
-            Err(_) => Err(GuestError::Unavailable(format!(
-                "timed out after {} ms",
+            Err(_) => Err(GuestError::Timeout(format!(
+                "no answer within {} ms",
                 timeout.as_millis()
             ))),
         }
@@ -197,7 +197,7 @@ fn map_send_error(e: reqwest::Error) -> GuestError {
         source = err.source();
     }
     if e.is_timeout() {
-        GuestError::Unavailable("request timed out".into())
+        GuestError::Timeout("request timed out".into())
     } else if e.is_connect() {
         GuestError::Unavailable("connection failed".into())
     } else {

@@ -31,7 +31,7 @@ pub mod weather {
         default_bindings_module: "plinth_sdk::weather",
     });
     pub use exports::plinth::plugin::weather_provider::*;
-    pub use plinth::plugin::types::Error;
+    pub use plinth::plugin::types::{Error, HttpResponse, OutboundRequest};
     pub use plinth::plugin::{config, log, outbound};
 }
 
