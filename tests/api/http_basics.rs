@@ -84,6 +84,12 @@ async fn openapi_and_metrics_are_served() {
         "/auth/login",
         "/auth/sessions/{id}",
         "/admin/users",
+        "/contacts",
+        "/contacts/{id}",
+        "/products",
+        "/products/search",
+        "/products/{sku}",
+        "/weather",
     ] {
         assert!(
             doc["paths"][path].is_object(),

@@ -22,18 +22,32 @@ pub fn demo(ws: &Workspace, args: &[String]) -> Result<()> {
     plugins::build(ws)?;
     let bin = ws.build_host()?;
 
+    let data_dir: Option<PathBuf> = match std::env::var_os("PLINTH_DATA_DIR") {
+        Some(_) => None,
+        None => {
+            let dir = ws.target_dir.join("demo-data");
+            std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+            eprintln!("PLINTH_DATA_DIR={}", ws.display_path(&dir));
+            Some(dir)
+        }
+    };
+    // A catalog to search: the deterministic demo products, loaded once.
+    let mut seed = Command::new(&bin);
+    seed.current_dir(&ws.root)
+        .args(["seed", "--if-empty", "--count", "1200", "--config", DEMO_CONFIG]);
+    if let Some(dir) = &data_dir {
+        seed.env("PLINTH_DATA_DIR", dir);
+    }
+    run(&mut seed)?;
+
     let mut cmd = Command::new(&bin);
     cmd.current_dir(&ws.root)
         .arg("serve")
         .arg("--config")
         .arg(DEMO_CONFIG)
         .args(args);
-    if std::env::var_os("PLINTH_DATA_DIR").is_none() {
-        let data_dir: PathBuf = ws.target_dir.join("demo-data");
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("could not create {}", data_dir.display()))?;
-        cmd.env("PLINTH_DATA_DIR", &data_dir);
-        eprintln!("PLINTH_DATA_DIR={}", ws.display_path(&data_dir));
+    if let Some(dir) = &data_dir {
+        cmd.env("PLINTH_DATA_DIR", dir);
     }
     exec(cmd)
 }
