@@ -2,15 +2,16 @@
 //! resource limiter, and the capabilities of exactly one plugin.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::guest_log::GuestLog;
 use super::limits::GuestLimiter;
 use super::registry::PluginCaps;
-use crate::domain::RequestId;
+use crate::domain::{RequestId, World};
 
 pub struct PluginState {
     wasi: WasiCtx,
@@ -39,13 +40,17 @@ impl PluginState {
         );
         // Deny by default: no preopened dirs, no env, no args, no sockets, no name
         // lookups, stdin closed; stdout and stderr go to the host log.
-        let wasi = WasiCtx::builder()
+        let mut builder = WasiCtx::builder();
+        builder
             .stdout(log.stream("stdout"))
             .stderr(log.stream("stderr"))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        if caps.world == World::Rules {
+            deterministic(&mut builder);
+        }
+        let wasi = builder.build();
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -60,6 +65,36 @@ impl PluginState {
             },
         }
     }
+}
+
+/// Rules must be pure functions of their input: their clocks are frozen at the Unix
+/// epoch and their random numbers come from a fixed seed (the checkout's time is in the
+/// cart). `std` still works in them (e.g. `HashMap`'s seeding), deterministically.
+fn deterministic(builder: &mut wasmtime_wasi::WasiCtxBuilder) {
+    use wasi_rand::SeedableRng;
+    struct Frozen;
+    impl HostWallClock for Frozen {
+        fn resolution(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn now(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+    impl HostMonotonicClock for Frozen {
+        fn resolution(&self) -> u64 {
+            1_000_000_000
+        }
+        fn now(&self) -> u64 {
+            0
+        }
+    }
+    builder
+        .wall_clock(Frozen)
+        .monotonic_clock(Frozen)
+        .secure_random(wasi_rand::rngs::StdRng::seed_from_u64(0))
+        .insecure_random(wasi_rand::rngs::StdRng::seed_from_u64(1))
+        .insecure_random_seed(0);
 }
 
 impl WasiView for PluginState {

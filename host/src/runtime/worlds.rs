@@ -227,11 +227,12 @@ impl Runtime {
         plugin: &Plugin,
         cart: rule::Cart,
         customer: rule::Customer,
+        prior: Vec<rule::Adjustment>,
         request_id: &RequestId,
     ) -> Result<Completed<Result<Vec<rule::Adjustment>, rule::Rejection>>, InvokeError> {
         let call = guest_call!(
             rules_pre(plugin)?,
-            plinth_plugin_checkout_rules.call_apply(&cart, &customer)
+            plinth_plugin_checkout_rules.call_apply(&cart, &customer, &prior)
         );
         self.run(plugin, request_id, call).await
     }
