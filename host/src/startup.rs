@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Auth;
 use crate::catalog::{Catalog, CatalogError};
+use crate::checkout::Checkout;
 use crate::config::Config;
 use crate::contacts::Contacts;
 use crate::http::{router, AppInner, AppState};
@@ -57,6 +58,18 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let runtime = Arc::new(Runtime::start(config, &storage, &metrics).await?);
         let weather = WeatherService::new(runtime.clone(), &config.weather);
+        let catalog = Arc::new(catalog);
+        let checkout = {
+            let (runtime, catalog, storage, cfg) = (
+                runtime.clone(),
+                catalog.clone(),
+                storage.clone(),
+                config.checkout.clone(),
+            );
+            tokio::task::spawn_blocking(move || Checkout::new(runtime, catalog, &storage, &cfg))
+                .await
+                .map_err(|e| StoreError::Flush(format!("checkout recovery task failed: {e}")))??
+        };
         let listener =
             TcpListener::bind(config.server.listen)
                 .await
@@ -70,7 +83,8 @@ impl Application {
         })?;
         let state = AppState::new(AppInner {
             auth,
-            catalog: Arc::new(catalog),
+            catalog,
+            checkout,
             contacts,
             runtime,
             weather,

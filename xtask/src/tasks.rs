@@ -69,7 +69,40 @@ struct SetupStep {
 /// Everything the tests need besides the plugins, in order. Add a step here (e.g. a
 /// Python venv under `target/` for a fake payment API) and `cargo xtask test` runs it.
 /// Steps should be idempotent and quick when there is nothing to do.
-const SETUP_STEPS: &[SetupStep] = &[];
+const SETUP_STEPS: &[SetupStep] = &[SetupStep {
+    name: "localstripe (PyPI) in target/venv-localstripe",
+    run: localstripe,
+}];
+
+/// The Stripe emulator the checkout tests charge against, pinned.
+const LOCALSTRIPE: &str = "localstripe==1.15.10";
+
+/// A Python venv under target/ with localstripe; kept between runs.
+fn localstripe(ws: &Workspace) -> Result<()> {
+    let venv = ws.target_dir.join("venv-localstripe");
+    let bin = venv.join("bin").join("localstripe");
+    if bin.is_file() {
+        return Ok(());
+    }
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .context("python3 is needed to run localstripe (the Stripe emulator the tests use)")?;
+    run(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(venv.join("bin").join("pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        LOCALSTRIPE,
+    ]))?;
+    anyhow::ensure!(bin.is_file(), "{} was not installed", bin.display());
+    Ok(())
+}
 
 /// Runs every [`SETUP_STEPS`] entry, naming the one that failed.
 pub fn setup(ws: &Workspace) -> Result<()> {

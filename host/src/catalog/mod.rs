@@ -46,6 +46,10 @@ pub struct SearchPage {
 }
 
 pub struct Catalog {
+    /// Searches running at once: two per core (one computing while the other is handed
+    /// to or from the blocking pool). More would only thrash the CPU caches and stretch
+    /// every search's latency; the rest wait their turn, in order.
+    searching: Arc<tokio::sync::Semaphore>,
     store: Arc<dyn CatalogStore>,
     index: Arc<SearchIndex>,
     storage: Storage,
@@ -68,7 +72,9 @@ impl Catalog {
     pub fn open(storage: &Storage, index_dir: &std::path::Path) -> Result<Self, CatalogError> {
         let store: Arc<dyn CatalogStore> = Arc::new(storage.catalog()?);
         let index = Arc::new(SearchIndex::open(index_dir)?);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let catalog = Self {
+            searching: Arc::new(tokio::sync::Semaphore::new(cores * 2)),
             store,
             index,
             storage: storage.clone(),
@@ -78,6 +84,8 @@ impl Catalog {
     }
 
     fn reconcile(&self) -> Result<(), CatalogError> {
+        let skus = self.store.skus()?;
+        self.index.remember(skus.iter().map(String::as_str));
         let pending = self.store.pending()?;
         if self.index.num_docs() != self.store.count() as u64 {
             let all = self.store.all()?;
@@ -184,6 +192,23 @@ impl Catalog {
 
     pub fn count(&self) -> usize {
         self.store.count()
+    }
+
+    /// Runs a search on the blocking pool, at most two per core at a time.
+    pub async fn search_off_runtime(self: &Arc<Self>, q: SearchQuery) -> Result<SearchPage, CatalogError> {
+        let permit = self
+            .searching
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Flush("search is shutting down".into()))?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            this.search(&q)
+        })
+        .await
+        .map_err(|e| StoreError::Flush(format!("search task failed: {e}")))?
     }
 
     /// Runs a search (CPU-bound: call from a blocking context) and loads the products.

@@ -2,6 +2,7 @@
 //! section or plugin and the field at fault.
 
 mod auth;
+mod checkout;
 mod expand;
 mod limits;
 
@@ -13,6 +14,7 @@ use serde::Deserialize;
 
 use crate::domain::{AllowedHost, PluginName, World};
 pub use auth::{Argon2Params, AuthConfig, RateLimits, RouteAuth};
+pub use checkout::{CheckoutConfig, ConfigAddress};
 pub use expand::{expand, ExpandError};
 pub use limits::{Limits, RawLimits};
 
@@ -24,6 +26,7 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub auth: AuthConfig,
     pub weather: WeatherConfig,
+    pub checkout: CheckoutConfig,
     pub plugins: Vec<PluginConfig>,
 }
 
@@ -123,6 +126,8 @@ struct RawConfig {
     auth: auth::RawAuth,
     #[serde(default)]
     weather: RawWeather,
+    #[serde(default)]
+    checkout: checkout::RawCheckout,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
 }
@@ -334,6 +339,7 @@ impl Config {
                 7 * 86_400,
             )?),
         };
+        let checkout = resolve_checkout(raw.checkout, &plugins)?;
         Ok(Config {
             server: ServerConfig {
                 listen,
@@ -344,6 +350,7 @@ impl Config {
             runtime,
             auth,
             weather,
+            checkout,
             plugins,
         })
     }
@@ -416,6 +423,66 @@ fn resolve_plugin(
         limits,
         auth: p.auth.unwrap_or_default(),
         values,
+    })
+}
+
+/// Checks that each named plugin exists and has the right world.
+fn resolve_checkout(
+    raw: checkout::RawCheckout,
+    plugins: &[PluginConfig],
+) -> Result<CheckoutConfig, ConfigError> {
+    let need = |field: &str, name: &PluginName, world: World| -> Result<(), ConfigError> {
+        match plugins.iter().find(|p| &p.name == name) {
+            Some(p) if p.world == world => Ok(()),
+            Some(p) => Err(ConfigError::invalid(
+                "[checkout]",
+                field,
+                format!("plugin {:?} is a {}, not a {world}", name.as_str(), p.world),
+            )),
+            None => Err(ConfigError::invalid(
+                "[checkout]",
+                field,
+                format!("no [[plugin]] named {:?}", name.as_str()),
+            )),
+        }
+    };
+    if let Some(p) = &raw.payment {
+        need("payment", p, World::Payment)?;
+    }
+    if let Some(p) = &raw.shipping {
+        need("shipping", p, World::Shipping)?;
+        if raw.origin.is_none() {
+            return Err(ConfigError::invalid(
+                "[checkout]",
+                "origin",
+                "shipping needs the address parcels ship from",
+            ));
+        }
+    }
+    for r in &raw.rules {
+        need("rules", r, World::Rules)?;
+    }
+    Ok(CheckoutConfig {
+        payment: raw.payment,
+        shipping: raw.shipping,
+        rules: raw.rules,
+        origin: raw.origin,
+        grams_per_item: in_range(
+            "[checkout]",
+            "grams_per_item",
+            raw.grams_per_item.into(),
+            1,
+            1_000_000,
+        )? as u32,
+        idempotency_ttl: std::time::Duration::from_secs(
+            in_range(
+                "[checkout]",
+                "idempotency_ttl_hours",
+                raw.idempotency_ttl_hours,
+                24,
+                24 * 365,
+            )? * 3600,
+        ),
     })
 }
 

@@ -221,10 +221,7 @@ pub async fn search(
         limit,
         offset,
     };
-    let catalog = state.catalog.clone();
-    let page = tokio::task::spawn_blocking(move || catalog.search(&query))
-        .await
-        .map_err(|e| ApiError::Internal(format!("search task failed: {e}")))??;
+    let page = state.catalog.search_off_runtime(query).await?;
     Ok(Json(ProductsBody {
         next_cursor: page.more.then(|| format!("o{}", offset + limit)),
         products: page

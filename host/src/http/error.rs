@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::request_context::current_request_id;
 use crate::auth::AuthError;
 use crate::catalog::CatalogError;
+use crate::checkout::CheckoutError;
 use crate::contacts::ContactError;
 use crate::domain::PasswordError;
 use crate::runtime::bindings::GuestError;
@@ -38,6 +39,14 @@ pub enum ApiError {
     NotFound { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Custom {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Checkout(std::sync::Arc<CheckoutError>),
     #[error(transparent)]
     Plugin(#[from] InvokeError),
     #[error("storage: {0}")]
@@ -67,7 +76,22 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, String, Option<String>) {
+    fn parts(&self) -> (StatusCode, String, String, Option<String>) {
+        match self {
+            ApiError::Custom {
+                status,
+                code,
+                message,
+            } => (*status, code.clone(), message.clone(), None),
+            ApiError::Checkout(e) => checkout_parts(e),
+            other => {
+                let (status, code, message, plugin) = other.static_parts();
+                (status, code.to_string(), message, plugin)
+            }
+        }
+    }
+
+    fn static_parts(&self) -> (StatusCode, &'static str, String, Option<String>) {
         match self {
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "not_found", self.to_string(), None),
             ApiError::MethodNotAllowed => (
@@ -102,6 +126,13 @@ impl ApiError {
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone(), None),
             ApiError::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message.clone(), None),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone(), None),
+            // Rendered by `parts`; listed so this match stays exhaustive.
+            ApiError::Custom { .. } | ApiError::Checkout(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                self.to_string(),
+                None,
+            ),
             ApiError::Plugin(e) => plugin_parts(e),
             ApiError::Storage(e) => {
                 tracing::error!(error = %e, "storage failure");
@@ -228,7 +259,7 @@ impl IntoResponse for ApiError {
         let (status, code, message, plugin) = self.parts();
         let body = ErrorBody {
             error: ErrorDetail {
-                code: code.to_string(),
+                code,
                 message,
                 request_id: current_request_id().map(|id| id.to_string()),
                 plugin,
@@ -354,4 +385,58 @@ fn weather_parts(e: &WeatherError) -> (StatusCode, &'static str, String, Option<
             }
         }
     }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::Plugin(inner) => ApiError::Plugin(inner),
+            CheckoutError::Store(inner) => ApiError::Storage(inner),
+            other => ApiError::Checkout(std::sync::Arc::new(other)),
+        }
+    }
+}
+
+fn checkout_parts(e: &CheckoutError) -> (StatusCode, String, String, Option<String>) {
+    let (status, code) = match e {
+        CheckoutError::Disabled => (StatusCode::SERVICE_UNAVAILABLE, "checkout_disabled"),
+        CheckoutError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_checkout"),
+        CheckoutError::UnknownSku(_) => (StatusCode::BAD_REQUEST, "unknown_sku"),
+        CheckoutError::MixedCurrency => (StatusCode::BAD_REQUEST, "mixed_currency"),
+        CheckoutError::UnknownRate(_) => (StatusCode::BAD_REQUEST, "unknown_shipping_rate"),
+        CheckoutError::OutOfStock { .. } => (StatusCode::CONFLICT, "out_of_stock"),
+        CheckoutError::Rejected { code, message } => {
+            let code: String = code
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .take(64)
+                .collect();
+            return (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone(), None);
+        }
+        CheckoutError::RuleMisbehaved(m) => {
+            tracing::error!(detail = %m, "checkout rule misbehaved");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "rule_failed".into(),
+                "a checkout rule failed; nothing was reserved or charged".into(),
+                None,
+            );
+        }
+        CheckoutError::Declined(_) | CheckoutError::RequiresAction => {
+            (StatusCode::PAYMENT_REQUIRED, "payment_declined")
+        }
+        CheckoutError::PaymentFailed(_) => (StatusCode::BAD_GATEWAY, "payment_failed"),
+        CheckoutError::ShippingFailed(_) => (StatusCode::BAD_GATEWAY, "shipping_failed"),
+        CheckoutError::OrderNotFound => (StatusCode::NOT_FOUND, "order_not_found"),
+        CheckoutError::NotRefundable(_) => (StatusCode::CONFLICT, "not_refundable"),
+        CheckoutError::NotShipped => (StatusCode::CONFLICT, "not_shipped"),
+        CheckoutError::Plugin(_) | CheckoutError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    (status, code.to_string(), e.to_string(), None)
 }

@@ -4,16 +4,20 @@
 mod admin;
 mod auth;
 mod catalog;
+mod checkout;
 mod contacts;
 mod error;
 mod health;
 mod json;
 mod metrics;
 mod openapi;
+mod orders;
+mod orders_view;
 mod plugins;
 mod request_context;
 mod session_auth;
 mod weather;
+mod webhooks;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -29,6 +33,7 @@ pub use session_auth::SESSION_COOKIE;
 
 use crate::auth::Auth;
 use crate::catalog::Catalog;
+use crate::checkout::Checkout;
 use crate::contacts::Contacts;
 use crate::runtime::Runtime;
 use crate::store::Storage;
@@ -41,6 +46,7 @@ pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub auth: Auth,
+    pub checkout: Checkout,
     pub catalog: Arc<Catalog>,
     pub contacts: Contacts,
     pub runtime: Arc<Runtime>,
@@ -76,6 +82,9 @@ pub fn router(state: AppState) -> Router {
         .merge(contacts::router())
         .merge(catalog::router())
         .merge(weather::router())
+        .merge(checkout::router())
+        .merge(orders::router())
+        .merge(webhooks::router())
         .merge(plugins::router())
         .merge(openapi::router())
         .merge(metrics::router())

@@ -35,6 +35,13 @@ use super::AppState;
         super::catalog::update,
         super::catalog::remove,
         super::weather::weather,
+        super::checkout::quote,
+        super::checkout::place,
+        super::orders::list,
+        super::orders::read,
+        super::orders::tracking,
+        super::orders::refund,
+        super::webhooks::receive,
         super::plugins::invoke,
         openapi_json,
         super::metrics::metrics

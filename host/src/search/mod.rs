@@ -16,6 +16,7 @@ use tantivy::schema::{
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 pub use query::SearchQuery;
+use query::Tolerance;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -38,6 +39,7 @@ pub struct SearchDoc<'a> {
 #[derive(Clone, Copy)]
 struct Fields {
     sku: Field,
+    sku_hash: Field,
     name: Field,
     description: Field,
     category: Field,
@@ -54,6 +56,7 @@ fn schema() -> (Schema, Fields) {
     );
     let fields = Fields {
         sku: b.add_text_field("sku", STRING | STORED),
+        sku_hash: b.add_u64_field("sku_hash", FAST),
         name: b.add_text_field("name", text.clone()),
         description: b.add_text_field("description", text.clone()),
         category: b.add_text_field("category", text),
@@ -67,6 +70,9 @@ fn schema() -> (Schema, Fields) {
 const WRITER_HEAP: usize = 50_000_000;
 
 pub struct SearchIndex {
+    /// sku hash → sku: hits are read from the `sku_hash` column (a few nanoseconds)
+    /// instead of a string dictionary or the compressed document store.
+    skus: std::sync::RwLock<std::collections::HashMap<u64, String>>,
     index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
@@ -95,6 +101,7 @@ impl SearchIndex {
             .try_into()?;
         let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
         Ok(Self {
+            skus: Default::default(),
             index,
             reader,
             writer: Mutex::new(writer),
@@ -110,6 +117,7 @@ impl SearchIndex {
         let f = self.fields;
         doc!(
             f.sku => d.sku,
+            f.sku_hash => sku_hash(d.sku),
             f.name => d.name,
             f.description => d.description,
             f.category => d.category,
@@ -125,9 +133,21 @@ impl SearchIndex {
             writer.delete_term(Term::from_field_text(self.fields.sku, d.sku));
             writer.add_document(self.document(d))?;
         }
+        self.remember(docs.iter().map(|d| d.sku));
         writer.commit()?;
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// Makes these skus resolvable from their hashes (the catalog calls this at start-up
+    /// with every sku; writes call it as they go).
+    pub fn remember<'a>(&self, skus: impl Iterator<Item = &'a str>) {
+        let mut map = self.skus.write().unwrap_or_else(|e| e.into_inner());
+        for sku in skus {
+            if let Some(other) = map.insert(sku_hash(sku), sku.to_string()).filter(|o| o != sku) {
+                tracing::error!(sku, other = %other, "two skus share a 64-bit hash; search may show the wrong one");
+            }
+        }
     }
 
     /// Removes products and makes that visible before returning.
@@ -146,10 +166,13 @@ impl SearchIndex {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         writer.delete_all_documents()?;
         let mut n = 0;
+        let mut skus = Vec::new();
         for d in docs {
             writer.add_document(self.document(&d))?;
+            skus.push(d.sku.to_string());
             n += 1;
         }
+        self.remember(skus.iter().map(String::as_str));
         writer.commit()?;
         self.reader.reload()?;
         Ok(n)
@@ -157,24 +180,62 @@ impl SearchIndex {
 
     /// The skus matching `q`, best first, and whether more follow.
     pub fn search(&self, q: &SearchQuery) -> Result<(Vec<(String, f32)>, bool), SearchError> {
-        let query = q.build(&self.index, self.fields)?;
         let searcher = self.reader.searcher();
-        let top = searcher.search(
-            &query,
-            &TopDocs::with_limit(q.limit + 1)
-                .and_offset(q.offset)
-                .order_by_score(),
-        )?;
+        let page = TopDocs::with_limit(q.limit + 1)
+            .and_offset(q.offset)
+            .order_by_score();
+        let (strict, typos_possible) = q.build(&self.index, self.fields, Tolerance::Strict)?;
+        let mut top = searcher.search(&strict, &page)?;
+        if top.is_empty() && typos_possible {
+            // Typos are tolerated only when the strict query finds nothing at all (on any
+            // page), so every page of one search uses the same form.
+            let strict_empty = q.offset == 0
+                || searcher
+                    .search(&strict, &TopDocs::with_limit(1).order_by_score())?
+                    .is_empty();
+            if strict_empty {
+                let (tolerant, _) = q.build(&self.index, self.fields, Tolerance::Typos)?;
+                top = searcher.search(&tolerant, &page)?;
+            }
+        }
         let more = top.len() > q.limit;
         let mut hits = Vec::with_capacity(q.limit);
+        let skus = self.skus.read().unwrap_or_else(|e| e.into_inner());
+        let mut columns: Vec<Option<tantivy::columnar::Column<u64>>> = Vec::new();
         for (score, addr) in top.into_iter().take(q.limit) {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            if let Some(sku) = doc.get_first(self.fields.sku).and_then(|v| v.as_str()) {
-                hits.push((sku.to_string(), score));
+            let seg = addr.segment_ord as usize;
+            if columns.len() <= seg {
+                columns.resize(seg + 1, None);
+            }
+            if columns[seg].is_none() {
+                columns[seg] = Some(
+                    searcher
+                        .segment_reader(addr.segment_ord)
+                        .fast_fields()
+                        .u64("sku_hash")?,
+                );
+            }
+            let hash = columns[seg].as_ref().and_then(|c| c.first(addr.doc_id));
+            match hash.and_then(|h| skus.get(&h)) {
+                Some(sku) => hits.push((sku.clone(), score)),
+                // Not remembered (an index opened on its own): read the stored sku.
+                None => {
+                    let doc: TantivyDocument = searcher.doc(addr)?;
+                    if let Some(sku) = doc.get_first(self.fields.sku).and_then(|v| v.as_str()) {
+                        hits.push((sku.to_string(), score));
+                    }
+                }
             }
         }
         Ok((hits, more))
     }
+}
+
+/// FNV-1a, 64 bits: stable across builds and Rust versions (the index is on disk).
+fn sku_hash(sku: &str) -> u64 {
+    sku.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

@@ -27,6 +27,15 @@ pub struct SearchQuery {
     pub offset: usize,
 }
 
+/// Whether a query tolerates typos. The strict form runs first; only when it finds
+/// nothing does the tolerant one run (typo expansion is the expensive part, and most
+/// queries are spelt right).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tolerance {
+    Strict,
+    Typos,
+}
+
 fn boosted(q: Box<dyn Query>, boost: f32) -> (Occur, Box<dyn Query>) {
     (Occur::Should, Box::new(BoostQuery::new(q, boost)))
 }
@@ -39,10 +48,16 @@ fn term(field: Field, word: &str) -> Box<dyn Query> {
 }
 
 impl SearchQuery {
-    /// Every word must match (in name, category or description, exactly, as a prefix if
-    /// it is the last word, or with one typo if it is long); exact name matches score
-    /// highest, then category, then description.
-    pub(super) fn build(&self, index: &Index, f: Fields) -> Result<Box<dyn Query>, SearchError> {
+    /// Every word must match (in name, category or description exactly; in name or
+    /// category as a prefix if it is the last word; with one typo if it is long and
+    /// `tolerance` allows); exact name matches score highest, then category, then
+    /// description. Also says whether a typo-tolerant form would differ.
+    pub(super) fn build(
+        &self,
+        index: &Index,
+        f: Fields,
+        tolerance: Tolerance,
+    ) -> Result<(Box<dyn Query>, bool), SearchError> {
         let mut tokenizer = index.tokenizer_for_field(f.name)?;
         let mut words = Vec::new();
         let mut stream = tokenizer.token_stream(&self.text);
@@ -53,6 +68,7 @@ impl SearchQuery {
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let last = words.len().saturating_sub(1);
+        let mut could_use_typos = false;
         for (i, w) in words.iter().enumerate() {
             let mut alternatives = vec![
                 boosted(term(f.name, w), 4.0),
@@ -61,20 +77,26 @@ impl SearchQuery {
             ];
             let chars = w.chars().count();
             if i == last && chars >= PREFIX_MIN_CHARS {
-                let prefix = |field| {
-                    Box::new(FuzzyTermQuery::new_prefix(
-                        Term::from_field_text(field, w),
-                        0,
-                        true,
+                // The term range [word, word + U+10FFFF]: a prefix match without
+                // building an automaton.
+                let prefix = |field| -> Box<dyn Query> {
+                    Box::new(RangeQuery::new(
+                        Bound::Included(Term::from_field_text(field, w)),
+                        Bound::Included(Term::from_field_text(field, &format!("{w}\u{10FFFF}"))),
                     ))
                 };
                 alternatives.push(boosted(prefix(f.name), 2.0));
-                alternatives.push(boosted(prefix(f.description), 0.5));
+                alternatives.push(boosted(prefix(f.category), 1.0));
             }
             if chars >= FUZZY_MIN_CHARS {
-                let fuzzy = |field| Box::new(FuzzyTermQuery::new(Term::from_field_text(field, w), 1, true));
-                alternatives.push(boosted(fuzzy(f.name), 1.5));
-                alternatives.push(boosted(fuzzy(f.description), 0.3));
+                could_use_typos = true;
+                if tolerance == Tolerance::Typos {
+                    let fuzzy =
+                        |field| Box::new(FuzzyTermQuery::new(Term::from_field_text(field, w), 1, true));
+                    alternatives.push(boosted(fuzzy(f.name), 1.5));
+                    alternatives.push(boosted(fuzzy(f.category), 1.0));
+                    alternatives.push(boosted(fuzzy(f.description), 0.3));
+                }
             }
             clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
         }
@@ -94,6 +116,6 @@ impl SearchQuery {
                 Box::new(RangeQuery::new(bound(self.min_price), bound(self.max_price))),
             ));
         }
-        Ok(Box::new(BooleanQuery::new(clauses)))
+        Ok((Box::new(BooleanQuery::new(clauses)), could_use_typos))
     }
 }

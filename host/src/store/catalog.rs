@@ -40,6 +40,8 @@ pub trait CatalogStore: Send + Sync {
     fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(ProductRecord, u64)>, StoreError>;
     fn count(&self) -> usize;
     fn all(&self) -> Result<Vec<ProductRecord>, StoreError>;
+    /// Every sku (keys only, no decoding).
+    fn skus(&self) -> Result<Vec<String>, StoreError>;
     fn pending(&self) -> Result<Vec<String>, StoreError>;
     fn clear_pending(&self, skus: &[&str]) -> Result<(), StoreError>;
 }
@@ -160,6 +162,14 @@ impl CatalogStore for SledCatalog {
 
     fn all(&self) -> Result<Vec<ProductRecord>, StoreError> {
         self.products.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    fn skus(&self) -> Result<Vec<String>, StoreError> {
+        self.products
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
     }
 
     fn pending(&self) -> Result<Vec<String>, StoreError> {

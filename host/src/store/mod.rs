@@ -9,6 +9,7 @@ mod catalog;
 mod contacts;
 mod group_commit;
 mod kv;
+mod orders;
 mod sled_kv;
 
 use std::path::Path;
@@ -19,6 +20,10 @@ pub use catalog::{CatalogStore, CatalogStoreError, ProductRecord, SledCatalog};
 pub use contacts::{ContactRecord, ContactStore, SledContacts};
 pub use group_commit::GroupCommit;
 pub use kv::{KvBackend, KvError, PluginKv};
+pub use orders::{
+    Address, Claim, IdempotencyRecord, OrderAdjustment, OrderLine, OrderRecord, OrderStatus, Payment,
+    ReserveError, Shipment, SledOrders, StoredResponse, Transition,
+};
 pub use sled_kv::SledKv;
 
 use crate::config::StorageConfig;
@@ -84,6 +89,11 @@ impl Storage {
     /// Products and stock.
     pub fn catalog(&self) -> Result<SledCatalog, StoreError> {
         SledCatalog::open(&self.db)
+    }
+
+    /// Orders, stock reservations and idempotency records.
+    pub fn orders(&self) -> Result<SledOrders, StoreError> {
+        SledOrders::open(&self.db)
     }
 
     /// Everyone's contacts (each user sees only their own prefix).

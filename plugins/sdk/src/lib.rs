@@ -47,7 +47,7 @@ pub mod payment {
         default_bindings_module: "plinth_sdk::payment",
     });
     pub use exports::plinth::plugin::payment_gateway::*;
-    pub use plinth::plugin::types::{Error, Money};
+    pub use plinth::plugin::types::{Error, HttpResponse, Money, OutboundRequest};
     pub use plinth::plugin::{config, kv, log, outbound};
 }
 
@@ -63,7 +63,7 @@ pub mod shipping {
         default_bindings_module: "plinth_sdk::shipping",
     });
     pub use exports::plinth::plugin::shipping_provider::*;
-    pub use plinth::plugin::types::{Error, Money};
+    pub use plinth::plugin::types::{Error, HttpResponse, Money, OutboundRequest};
     pub use plinth::plugin::{config, kv, log, outbound};
 }
 

@@ -6,19 +6,22 @@
 //! background load on a shared machine affects all of them alike; the table shows each
 //! run and the mean.
 
+mod bound;
 mod ceiling;
 mod load;
 mod machine;
+mod preflight;
 mod ratio;
 mod report;
 mod request;
 mod rounds;
 mod scenario;
+mod search;
 mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -27,13 +30,11 @@ use crate::workspace::{display_command, Workspace};
 use load::LoadConfig;
 use machine::Machine;
 use report::{Results, Settings};
-use scenario::Scenario;
+use scenario::{Options, Scenario};
 use server::Server;
 
 /// How long the server may take to print its listening line (it compiles plugins).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// How much of an unexpected response body an error message shows.
-const BODY_SNIPPET: usize = 300;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -56,6 +57,10 @@ pub struct BenchArgs {
     /// Threads of the load generator (the server competes with it for the CPUs).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     client_threads: u64,
+    /// Products seeded (`plinth seed`) before the search scenario's server starts.
+    #[arg(long, default_value_t = search::DEFAULT_PRODUCTS as u64,
+          value_parser = clap::value_parser!(u64).range(1_000..=10_000_000))]
+    products: u64,
     /// Reuse the plugins and host already built instead of building them.
     #[arg(long)]
     skip_build: bool,
@@ -79,6 +84,12 @@ impl BenchArgs {
         }
     }
 
+    fn options(&self) -> Options {
+        Options {
+            products: usize::try_from(self.products).unwrap_or(search::DEFAULT_PRODUCTS),
+        }
+    }
+
     /// The command line that reproduces this run.
     fn command_line(&self) -> String {
         let mut cmd = format!(
@@ -90,6 +101,9 @@ impl BenchArgs {
             self.rounds,
             self.client_threads
         );
+        if self.products != search::DEFAULT_PRODUCTS as u64 {
+            cmd.push_str(&format!(" --products {}", self.products));
+        }
         if self.skip_build {
             cmd.push_str(" --skip-build");
         }
@@ -103,13 +117,13 @@ impl BenchArgs {
 
 pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     if args.list {
-        for s in scenario::all() {
+        for s in scenario::all(args.options()) {
             println!("{:<12} {}", s.name, s.description);
         }
         println!("{:<12} every scenario above, in turn (the default)", "all");
         return Ok(());
     }
-    let scenarios = scenario::select(&args.scenario)?;
+    let scenarios = scenario::select(&args.scenario, args.options())?;
     for scenario in &scenarios {
         scenario.validate()?;
     }
@@ -217,6 +231,7 @@ fn bench_in(
         args.rounds
     );
 
+    let pre_start = run_pre_start(scenario, bin, run_dir, &config_path, &data_dir)?;
     let mut server = Server::start(cmd, STARTUP_TIMEOUT)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.client_threads)
@@ -224,7 +239,7 @@ fn bench_in(
         .build()
         .context("could not start the load generator's runtime")?;
     runtime
-        .block_on(prepare(server.addr, scenario))
+        .block_on(preflight::prepare(server.addr, scenario))
         .map_err(|e| anyhow!("{e:#}\n{}", server.stderr_tail()))?;
 
     let load = LoadConfig {
@@ -234,19 +249,21 @@ fn bench_in(
     };
     let measured = rounds::measure(&runtime, &mut server, scenario, &settings, load, machine.nproc)?;
     drop(server);
-    let (summary, ratios) = rounds::conclude(scenario, &measured)?;
+    let concluded = rounds::conclude(scenario, &measured)?;
 
     let results = Results {
         scenario: scenario.name.to_owned(),
         description: scenario.description.to_owned(),
         command: args.command_line(),
         server_command,
+        pre_start,
         machine,
         settings,
         runs: measured.runs.into_iter().map(|(r, _)| r).collect(),
         probes: measured.probes,
-        summary,
-        ratios,
+        summary: concluded.summary,
+        ratios: concluded.ratios,
+        bounds: concluded.bounds,
     };
     let path = bench_dir.join(format!("results-{}.json", scenario.name));
     let json = serde_json::to_string_pretty(&results).context("could not encode the results")?;
@@ -282,38 +299,40 @@ fn connections_summary(scenario: &Scenario, from_args: usize) -> String {
     format!("{} connections", phases.join(", "))
 }
 
-/// Sends the scenario's setup requests, then each distinct measured request once, and
-/// fails unless all answer 2xx (or a status the setup request allows): a benchmark of
-/// error pages would mean nothing.
-async fn prepare(addr: std::net::SocketAddr, scenario: &Scenario) -> Result<()> {
-    let mut measured: Vec<&scenario::RequestSpec> = Vec::new();
-    for spec in scenario.measurements().flat_map(|m| &m.requests) {
-        let seen = measured.iter().any(|o| {
-            o.method == spec.method && o.path == spec.path && o.body == spec.body && o.headers == spec.headers
-        });
-        if !seen {
-            measured.push(spec);
-        }
+/// Runs the scenario's [`scenario::PreStart`] commands on its config and data directory,
+/// printing each and its last line of output; returns them as shell commands.
+fn run_pre_start(
+    scenario: &Scenario,
+    bin: &Path,
+    run_dir: &Path,
+    config_path: &Path,
+    data_dir: &Path,
+) -> Result<Vec<String>> {
+    let mut shown = Vec::with_capacity(scenario.pre_start.len());
+    for step in &scenario.pre_start {
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(run_dir)
+            .args(&step.args)
+            .arg("--config")
+            .arg(config_path)
+            .env("PLINTH_DATA_DIR", data_dir)
+            .env("RUST_LOG", "warn");
+        let line = format!(
+            "PLINTH_DATA_DIR={} RUST_LOG=warn {}",
+            data_dir.display(),
+            display_command(&cmd)
+        );
+        println!("before start: {line}");
+        let started = Instant::now();
+        let stdout = server::run_to_completion(cmd, &step.expect_stdout)?;
+        let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        println!("  {} [{:.1} s]", last.trim(), started.elapsed().as_secs_f64());
+        shown.push(line);
     }
-    let setup = scenario
-        .setup
-        .iter()
-        .map(|s| ("setup", &s.request, s.also_ok.as_slice()));
-    let preflight = measured.into_iter().map(|spec| ("preflight", spec, &[][..]));
-    for (kind, spec, also_ok) in setup.chain(preflight) {
-        let (status, body) = load::send_once(addr, spec)
-            .await
-            .with_context(|| format!("{kind} request {} failed", spec.label()))?;
-        if !status.is_success() && !also_ok.contains(&status) {
-            let shown = &body[..body.len().min(BODY_SNIPPET)];
-            bail!(
-                "{kind} request {} answered {status}: {}",
-                spec.label(),
-                String::from_utf8_lossy(shown)
-            );
-        }
+    if !shown.is_empty() {
+        println!();
     }
-    Ok(())
+    Ok(shown)
 }
 
 /// A new, empty directory `bench_dir/run-<unix time>-<pid>`. Directories of earlier runs
@@ -360,16 +379,24 @@ mod tests {
             args.command_line(),
             "cargo xtask bench --scenario all --duration 10 --connections 64 --warmup 2 --rounds 2 --client-threads 1"
         );
+        assert_eq!(args.options(), Options::default());
+        let args = Wrapper::try_parse_from(["bench", "--scenario", "search", "--products", "5000"])
+            .expect("parses")
+            .args;
+        assert_eq!(args.options().products, 5_000);
+        assert!(args.command_line().contains("--client-threads 1 --products 5000"));
+        assert!(Wrapper::try_parse_from(["bench", "--products", "10"]).is_err());
     }
 
     #[test]
     fn summarizes_connections() {
-        let scenarios = scenario::all();
+        let scenarios = scenario::all(Options::default());
         assert_eq!(connections_summary(&scenarios[0], 64), "64 connections");
         assert_eq!(
             connections_summary(&scenarios[1], 64),
             "login 16, healthz-idle 4, healthz-flood 4 + login-flood 16 connections"
         );
+        assert_eq!(connections_summary(&scenarios[2], 64), "32 connections");
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub struct Figures<'a> {
 }
 
 impl Figures<'_> {
-    fn value(&self, figure: Figure) -> Option<f64> {
+    pub fn value(&self, figure: Figure) -> Option<f64> {
         let summary = |m: &str| self.summaries.iter().find(|s| s.measurement == m);
         match figure {
             Figure::Rate(m) => summary(m).map(|s| s.mean_rps),
@@ -94,7 +94,7 @@ impl Figures<'_> {
         }
     }
 
-    fn name(&self, figure: Figure) -> String {
+    pub fn name(&self, figure: Figure) -> String {
         figure.name(self.probe.map_or("probe", |(name, _)| name))
     }
 }

@@ -7,6 +7,7 @@ use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::bound::BoundReport;
 use super::load::RunStats;
 use super::machine::Machine;
 use super::ratio::RatioReport;
@@ -18,6 +19,9 @@ pub struct Results {
     pub description: String,
     pub command: String,
     pub server_command: String,
+    /// Commands run on the data directory before the server started (e.g. the seed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pre_start: Vec<String>,
     pub machine: Machine,
     pub settings: Settings,
     pub runs: Vec<RunReport>,
@@ -26,6 +30,9 @@ pub struct Results {
     pub probes: Vec<ProbeReport>,
     pub summary: Vec<Summary>,
     pub ratios: Vec<RatioReport>,
+    /// Figures against absolute targets (e.g. search p99 ≤ 10 ms).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<BoundReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,5 +1,5 @@
 //! A scenario's rounds against a running server (probe, then every phase, one table row
-//! per measurement), then the means, the ratios and the error details.
+//! per measurement), then the means, the bounds, the ratios and the error details.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use tokio::runtime::Runtime;
 
+use super::bound::{self, BoundReport};
 use super::load::{self, Group, LoadConfig, RunStats};
 use super::ratio::{self, Figures, RatioReport};
 use super::report::{self, ProbeReport, RunReport, Settings, Summary};
@@ -77,8 +78,16 @@ pub fn measure(
     Ok(measured)
 }
 
-/// Prints a mean row per measurement (and the probe's), the ratios and the errors.
-pub fn conclude(scenario: &Scenario, measured: &Measured) -> Result<(Vec<Summary>, Vec<RatioReport>)> {
+/// The figures of every round together.
+pub struct Concluded {
+    pub summary: Vec<Summary>,
+    pub ratios: Vec<RatioReport>,
+    pub bounds: Vec<BoundReport>,
+}
+
+/// Prints a mean row per measurement (and the probe's), the bounds, the ratios and the
+/// errors.
+pub fn conclude(scenario: &Scenario, measured: &Measured) -> Result<Concluded> {
     let mut summary = Vec::new();
     for m in scenario.measurements() {
         let of_m: Vec<(&RunReport, &RunStats)> = measured
@@ -104,14 +113,23 @@ pub fn conclude(scenario: &Scenario, measured: &Measured) -> Result<(Vec<Summary
         summaries: &summary,
         probe,
     };
+    let bounds: Vec<BoundReport> = scenario
+        .bounds
+        .iter()
+        .map(|b| bound::evaluate(b, &figures))
+        .collect();
     let ratios: Vec<RatioReport> = scenario
         .ratios
         .iter()
         .map(|r| ratio::evaluate(r, &figures))
         .collect();
-    for (i, r) in ratios.iter().enumerate() {
+    let lines = bounds
+        .iter()
+        .map(bound::line)
+        .chain(ratios.iter().map(ratio::line));
+    for (i, line) in lines.enumerate() {
         let gap = if i == 0 { "\n" } else { "" };
-        println!("{gap}{}", ratio::line(r));
+        println!("{gap}{line}");
     }
 
     let details: String = measured
@@ -125,5 +143,9 @@ pub fn conclude(scenario: &Scenario, measured: &Measured) -> Result<(Vec<Summary
             details.trim_end()
         );
     }
-    Ok((summary, ratios))
+    Ok(Concluded {
+        summary,
+        ratios,
+        bounds,
+    })
 }

@@ -1,22 +1,69 @@
 //! Benchmark scenarios: what to mount in the server and which requests to time.
 //!
-//! A [`Scenario`] names the plugins its generated config mounts, optional setup requests
-//! sent once before any measurement (e.g. sign users up), an optional [`Probe`] timed in
+//! A [`Scenario`] names the plugins its generated config mounts, [`PreStart`] commands run
+//! on its data directory before the server starts (e.g. seed the catalog), optional setup
+//! requests sent once before any measurement (e.g. sign users up), an optional [`Probe`] timed in
 //! this process before each round, and [`Phase`]s. A phase is one or more
 //! [`Measurement`]s run at the same time on separate connections; a measurement is a
 //! named load (its connections send its [`RequestSpec`]s round robin) and one table row
 //! per round. Phases run alternately (A, B, A, B …) so that noise on a shared machine
-//! hits all of them alike; [`Ratio`]s compare their figures.
+//! hits all of them alike; [`Ratio`]s compare their figures, [`Bound`]s hold one against
+//! an absolute target.
 //!
 //! To add a scenario, write a function returning one and list it in [`all`].
 
 use anyhow::{bail, ensure, Context, Result};
 use hyper::{Method, StatusCode};
 
+pub use super::bound::Bound;
 use super::ceiling::{self, Argon2Cost};
 pub use super::ratio::{Figure, Ratio, Target};
 use super::report::ProbeReport;
 pub use super::request::RequestSpec;
+use super::search;
+
+/// What the scenarios are built from (command-line options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Products the search scenario seeds.
+    pub products: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            products: search::DEFAULT_PRODUCTS,
+        }
+    }
+}
+
+/// A `plinth` subcommand run to completion before the server starts, with the
+/// scenario's config (`--config`) and data directory (`PLINTH_DATA_DIR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreStart {
+    /// Arguments after the binary, before `--config FILE`.
+    pub args: Vec<String>,
+    /// What its stdout must contain for it to count as done.
+    pub expect_stdout: String,
+}
+
+impl PreStart {
+    /// `plinth seed --count N`: the deterministic demo catalog.
+    pub fn seed_catalog(products: usize) -> Self {
+        Self {
+            args: vec!["seed".into(), "--count".into(), products.to_string()],
+            expect_stdout: format!("seeded {products} products"),
+        }
+    }
+}
+
+/// What the preflight checks in a measurement's responses besides a 2xx status.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Expect {
+    /// JSON `{"products": [...]}`: at least this fraction of the distinct requests must
+    /// find some product; those that find none are listed as a warning.
+    Products { min_with_hits: f64 },
+}
 
 /// A plugin the scenario's server config mounts.
 #[derive(Debug, Clone)]
@@ -53,6 +100,7 @@ pub struct Measurement {
     pub name: &'static str,
     pub connections: Connections,
     pub requests: Vec<RequestSpec>,
+    pub expect: Option<Expect>,
 }
 
 impl Measurement {
@@ -62,11 +110,17 @@ impl Measurement {
             name,
             connections: Connections::FromArgs,
             requests,
+            expect: None,
         }
     }
 
     pub fn on_connections(mut self, n: usize) -> Self {
         self.connections = Connections::Fixed(n);
+        self
+    }
+
+    pub fn expecting(mut self, expect: Expect) -> Self {
+        self.expect = Some(expect);
         self
     }
 }
@@ -166,11 +220,14 @@ pub struct Scenario {
     pub name: &'static str,
     pub description: &'static str,
     pub plugins: Vec<PluginMount>,
+    /// Run in order on the fresh data directory before the server starts.
+    pub pre_start: Vec<PreStart>,
     /// Sent once, in order, before the first measurement.
     pub setup: Vec<SetupRequest>,
     pub probe: Option<Probe>,
     pub phases: Vec<Phase>,
     pub ratios: Vec<Ratio>,
+    pub bounds: Vec<Bound>,
 }
 
 impl Scenario {
@@ -179,7 +236,8 @@ impl Scenario {
         self.phases.iter().flat_map(|p| &p.measurements)
     }
 
-    /// Checks names are unique, ratios refer to measurements, and every request builds.
+    /// Checks names are unique, ratios and bounds refer to measurements, and every
+    /// request builds.
     pub fn validate(&self) -> Result<()> {
         let name = self.name;
         ensure!(!self.phases.is_empty(), "scenario {name} has no measurement");
@@ -205,23 +263,27 @@ impl Scenario {
                 m.name
             );
         }
-        for ratio in &self.ratios {
-            let figures = [ratio.numerator, ratio.denominator];
-            for figure in figures {
-                if let Some(m) = figure.measurement() {
-                    ensure!(
-                        measurements.iter().any(|o| o.name == m),
-                        "scenario {name}: ratio names unknown measurement {m}"
-                    );
-                } else {
-                    ensure!(
-                        self.probe.is_some(),
-                        "scenario {name}: ratio names a probe it lacks"
-                    );
-                }
+        let figures = self
+            .ratios
+            .iter()
+            .flat_map(|r| [r.numerator, r.denominator])
+            .chain(self.bounds.iter().map(|b| b.figure));
+        for figure in figures {
+            if let Some(m) = figure.measurement() {
+                ensure!(
+                    measurements.iter().any(|o| o.name == m),
+                    "scenario {name}: a ratio or bound names unknown measurement {m}"
+                );
+            } else {
+                ensure!(
+                    self.probe.is_some(),
+                    "scenario {name}: a ratio or bound names a probe it lacks"
+                );
             }
+        }
+        for ratio in &self.ratios {
             ensure!(
-                figures[0].is_rate() == figures[1].is_rate(),
+                ratio.numerator.is_rate() == ratio.denominator.is_rate(),
                 "scenario {name}: ratio of a rate and a latency"
             );
         }
@@ -239,14 +301,14 @@ impl Scenario {
 }
 
 /// Every scenario, in the order `--list` shows and `--scenario all` runs them.
-pub fn all() -> Vec<Scenario> {
-    vec![plugin(), login()]
+pub fn all(options: Options) -> Vec<Scenario> {
+    vec![plugin(), login(), search::scenario(options.products)]
 }
 
 /// The scenarios `--scenario name` selects: one, or every one for `all`; an error
 /// listing the known ones otherwise.
-pub fn select(name: &str) -> Result<Vec<Scenario>> {
-    let scenarios = all();
+pub fn select(name: &str, options: Options) -> Result<Vec<Scenario>> {
+    let scenarios = all(options);
     if name == "all" {
         return Ok(scenarios);
     }
@@ -266,6 +328,7 @@ fn plugin() -> Scenario {
         name: "plugin",
         description: "GET /healthz (host only) vs GET /plugins/hello/ (one plugin call)",
         plugins: vec![HELLO],
+        pre_start: Vec::new(),
         setup: Vec::new(),
         probe: None,
         phases: vec![
@@ -280,6 +343,7 @@ fn plugin() -> Scenario {
             denominator: Figure::Rate("healthz"),
             target: None,
         }],
+        bounds: Vec::new(),
     }
 }
 
@@ -321,6 +385,7 @@ fn login() -> Scenario {
         description: "POST /auth/login (one argon2id verification each) vs the argon2id ceiling \
                       (nproc / single-thread hash time); GET /healthz p99 alone and during a login flood",
         plugins: Vec::new(),
+        pre_start: Vec::new(),
         setup,
         probe: Some(Probe::Argon2Ceiling {
             cost: Argon2Cost::SERVER_DEFAULT,
@@ -349,6 +414,7 @@ fn login() -> Scenario {
                 target: Some(Target::AtMost(3.0)),
             },
         ],
+        bounds: Vec::new(),
     }
 }
 
@@ -358,19 +424,25 @@ mod tests {
 
     #[test]
     fn every_scenario_is_valid() {
-        for scenario in all() {
+        for scenario in all(Options::default()) {
             scenario.validate().expect(scenario.name);
         }
     }
 
     #[test]
     fn selects_by_name_or_all() {
-        let names = |name: &str| select(name).map(|v| v.iter().map(|s| s.name).collect::<Vec<_>>());
+        let names = |name: &str| {
+            select(name, Options::default()).map(|v| v.iter().map(|s| s.name).collect::<Vec<_>>())
+        };
         assert_eq!(names("plugin").ok(), Some(vec!["plugin"]));
         assert_eq!(names("login").ok(), Some(vec!["login"]));
-        assert_eq!(names("all").ok(), Some(vec!["plugin", "login"]));
+        assert_eq!(names("search").ok(), Some(vec!["search"]));
+        assert_eq!(names("all").ok(), Some(vec!["plugin", "login", "search"]));
         let err = names("nope").unwrap_err().to_string();
-        assert!(err.contains("known scenarios: plugin, login (or all)"), "{err}");
+        assert!(
+            err.contains("known scenarios: plugin, login, search (or all)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -390,6 +462,15 @@ mod tests {
         let mut scenario = plugin();
         scenario.ratios[0].denominator = Figure::Probe;
         assert!(scenario.validate().is_err(), "plugin has no probe");
+
+        let mut scenario = plugin();
+        scenario.bounds.push(Bound {
+            figure: Figure::P99("missing"),
+            target: Target::AtMost(1_000.0),
+        });
+        assert!(scenario.validate().is_err());
+        scenario.bounds[0].figure = Figure::P99("hello");
+        assert!(scenario.validate().is_ok());
     }
 
     #[test]

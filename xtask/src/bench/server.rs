@@ -1,4 +1,5 @@
-//! The server under test as a child process: start it, learn its address, kill it.
+//! The server under test as a child process: start it, learn its address, kill it; and
+//! the commands run to completion on its data directory before it starts.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -121,6 +122,30 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `cmd` to completion (e.g. `plinth seed` before the server starts); fails unless
+/// it exits successfully and its stdout contains `expect_stdout`. Returns its stdout.
+pub fn run_to_completion(mut cmd: Command, expect_stdout: &str) -> Result<String> {
+    let shown = display_command(&cmd);
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("failed to run `{shown}`"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() || !stdout.contains(expect_stdout) {
+        let tail = |text: &str| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(STDERR_TAIL)..].join("\n")
+        };
+        bail!(
+            "`{shown}` {} without printing `{expect_stdout}`\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            tail(&stdout),
+            tail(&String::from_utf8_lossy(&output.stderr))
+        );
+    }
+    Ok(stdout)
 }
 
 /// Reads stdout lines until the listening line, reports it, then drains the rest so
@@ -275,6 +300,28 @@ mod process_tests {
         let message = format!("{err:#}");
         assert!(message.contains("bad config"), "{message}");
         assert!(message.contains("exit status: 3"), "{message}");
+    }
+
+    #[test]
+    fn runs_commands_to_completion() {
+        let out = run_to_completion(
+            sh("echo 'seeded 5 products (5 in the catalog)'"),
+            "seeded 5 products",
+        )
+        .expect("succeeds");
+        assert_eq!(out, "seeded 5 products (5 in the catalog)\n");
+        let err = run_to_completion(sh("echo 'seeded 4 products'"), "seeded 5 products").expect_err("short");
+        assert!(format!("{err:#}").contains("seeded 4 products"), "{err:#}");
+        let err = run_to_completion(
+            sh("echo 'seeded 5 products'; echo 'disk full' >&2; exit 1"),
+            "seeded",
+        )
+        .expect_err("fails");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("exit status: 1") && message.contains("disk full"),
+            "{message}"
+        );
     }
 
     #[test]

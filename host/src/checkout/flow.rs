@@ -1,0 +1,400 @@
+//! The checkout flow and what follows an order: refunds, tracking, webhooks.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::pricing::{apply_rules, price_lines, Priced, RuleInput};
+use super::{Checkout, CheckoutError, CheckoutRequest};
+use crate::auth::{now_ms, Principal};
+use crate::domain::RequestId;
+use crate::runtime::bindings::http::plinth::plugin::types::Money as WitMoney;
+use crate::runtime::bindings::payment::exports::plinth::plugin::payment_gateway as pay;
+use crate::runtime::bindings::rules::exports::plinth::plugin::checkout_rules as rule;
+use crate::runtime::bindings::shipping::exports::plinth::plugin::shipping_provider as ship;
+use crate::store::{Address, OrderAdjustment, OrderRecord, OrderStatus, Payment, Shipment};
+
+/// A priced cart with shipping options: what `POST /checkout/quote` returns.
+pub struct Quote {
+    pub priced: Priced,
+    pub rates: Vec<ship::Rate>,
+}
+
+fn ship_address(a: &Address) -> ship::Address {
+    ship::Address {
+        name: a.name.clone(),
+        line1: a.line1.clone(),
+        line2: a.line2.clone(),
+        city: a.city.clone(),
+        region: a.region.clone(),
+        postal_code: a.postal_code.clone(),
+        country: a.country.clone(),
+        phone: a.phone.clone(),
+        email: a.email.clone(),
+    }
+}
+
+/// The deterministic order id of an idempotency key: a retry can never make a second
+/// order, and the provider sees the same idempotency key every time.
+pub fn order_id_for(user_id: &str, key: &str) -> String {
+    hex::encode(&Sha256::digest(format!("{user_id}\u{0}{key}").as_bytes())[..16])
+}
+
+impl Checkout {
+    async fn price(
+        &self,
+        p: &Principal,
+        req: &CheckoutRequest,
+        address: &Address,
+        rid: &RequestId,
+    ) -> Result<Priced, CheckoutError> {
+        let (lines, currency) = price_lines(&self.catalog, &req.lines)?;
+        let categories = lines
+            .iter()
+            .map(|l| {
+                self.catalog
+                    .get(&l.sku)
+                    .map(|(p, _)| p.category)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut purchased: BTreeMap<String, u32> = BTreeMap::new();
+        if !self.rules.is_empty() {
+            for order in self.orders.for_user(&p.user.id)? {
+                if order.status.is_sold() {
+                    for l in order.lines {
+                        if lines.iter().any(|x| x.sku == l.sku) {
+                            *purchased.entry(l.sku).or_default() += l.quantity;
+                        }
+                    }
+                }
+            }
+        }
+        let customer = rule::Customer {
+            user_id: p.user.id.clone(),
+            username: p.user.username.clone(),
+            roles: p.user.roles.iter().map(|r| r.as_str().to_string()).collect(),
+            purchased: purchased.into_iter().collect(),
+        };
+        let input = RuleInput {
+            lines: &lines,
+            categories,
+            currency: &currency,
+            discount_code: req.discount_code.clone().filter(|c| !c.trim().is_empty()),
+            destination: address,
+            now_secs: now_ms() / 1000,
+            customer,
+        };
+        let adjustments = apply_rules(&self.runtime, &self.rules, input, rid).await?;
+        let subtotal = lines.iter().map(|l| l.total).sum();
+        Ok(Priced {
+            lines,
+            adjustments,
+            currency,
+            subtotal,
+        })
+    }
+
+    async fn rates(
+        &self,
+        address: &Address,
+        priced: &Priced,
+        rid: &RequestId,
+    ) -> Result<Vec<ship::Rate>, CheckoutError> {
+        let (Some(plugin), Some(origin)) = (&self.shipping, &self.config.origin) else {
+            return Ok(Vec::new());
+        };
+        let units: u32 = priced.lines.iter().map(|l| l.quantity).sum();
+        let parcel = ship::Parcel {
+            weight_grams: units.saturating_mul(self.config.grams_per_item),
+            length_mm: 300,
+            width_mm: 200,
+            height_mm: 150,
+        };
+        let from = ship_address(&Address {
+            name: origin.name.clone(),
+            line1: origin.line1.clone(),
+            line2: origin.line2.clone(),
+            city: origin.city.clone(),
+            region: origin.region.clone(),
+            postal_code: origin.postal_code.clone(),
+            country: origin.country.clone(),
+            phone: origin.phone.clone(),
+            email: origin.email.clone(),
+        });
+        let rates = self
+            .runtime
+            .shipping_rates(plugin, from, ship_address(address), vec![parcel], rid)
+            .await
+            .map_err(|e| match e.kind {
+                crate::runtime::InvokeErrorKind::Guest(g) => CheckoutError::ShippingFailed(format!("{g:?}")),
+                _ => CheckoutError::Plugin(e),
+            })?
+            .value;
+        Ok(rates
+            .into_iter()
+            .filter(|r| r.amount.currency == priced.currency)
+            .collect())
+    }
+
+    /// Prices the cart and lists shipping rates; changes nothing.
+    pub async fn quote(
+        &self,
+        p: &Principal,
+        req: CheckoutRequest,
+        rid: &RequestId,
+    ) -> Result<Quote, CheckoutError> {
+        let address = req.shipping_address.clone().validate()?;
+        let priced = self.price(p, &req, &address, rid).await?;
+        let rates = self.rates(&address, &priced, rid).await?;
+        Ok(Quote { priced, rates })
+    }
+
+    /// Places the order `order_id` (see [`order_id_for`]).
+    pub async fn place(
+        &self,
+        p: &Principal,
+        req: CheckoutRequest,
+        order_id: &str,
+        rid: &RequestId,
+    ) -> Result<OrderRecord, CheckoutError> {
+        let payment_plugin = self.payment.clone().ok_or(CheckoutError::Disabled)?;
+        let payment_method = req
+            .payment_method
+            .clone()
+            .filter(|m| !m.trim().is_empty() && m.len() <= 255)
+            .ok_or(CheckoutError::Invalid {
+                field: "payment_method",
+                message: "required (the payment provider's reference)".into(),
+            })?;
+        let address = req.shipping_address.clone().validate()?;
+        let mut priced = self.price(p, &req, &address, rid).await?;
+        let rates = self.rates(&address, &priced, rid).await?;
+        let rate =
+            match (&req.shipping_rate_id, self.shipping.is_some()) {
+                (_, false) => None,
+                (Some(id), true) => Some(
+                    rates
+                        .iter()
+                        .find(|r| &r.rate_id == id)
+                        .cloned()
+                        .ok_or_else(|| CheckoutError::UnknownRate(id.clone()))?,
+                ),
+                (None, true) => Some(rates.iter().min_by_key(|r| r.amount.amount).cloned().ok_or_else(
+                    || CheckoutError::ShippingFailed("no shipping rate for this address".into()),
+                )?),
+            };
+        if let Some(r) = &rate {
+            priced.adjustments.push(OrderAdjustment {
+                kind: "shipping".into(),
+                label: format!("{} {}", r.carrier, r.service),
+                amount: r.amount.amount,
+                source: self
+                    .shipping
+                    .as_ref()
+                    .map(|s| s.name().to_string())
+                    .unwrap_or_default(),
+                line: None,
+            });
+        }
+        let total = priced.total();
+        if total < 0 {
+            return Err(CheckoutError::RuleMisbehaved(
+                "the adjustments make the total negative".into(),
+            ));
+        }
+        let now = now_ms();
+        let mut order = OrderRecord {
+            id: order_id.to_string(),
+            user_id: p.user.id.clone(),
+            status: OrderStatus::Pending,
+            currency: priced.currency.clone(),
+            subtotal: priced.subtotal,
+            total,
+            lines: priced.lines,
+            adjustments: priced.adjustments,
+            shipping_address: address,
+            shipment: rate.as_ref().map(|r| Shipment {
+                rate_id: r.rate_id.clone(),
+                carrier: r.carrier.clone(),
+                service: r.service.clone(),
+                amount: r.amount.amount,
+                shipment_id: None,
+                tracking_number: None,
+                label_url: None,
+            }),
+            payment: None,
+            history: Vec::new(),
+            created_at: now,
+            stock_released: false,
+        };
+        order.transition(OrderStatus::Pending, now, None);
+        self.orders.reserve(&order)?;
+        // The reservation is on disk before any money moves.
+        self.storage.flush().await?;
+
+        let charged = self
+            .runtime
+            .payment_charge(
+                &payment_plugin,
+                pay::ChargeRequest {
+                    order_id: order.id.clone(),
+                    amount: WitMoney {
+                        amount: total,
+                        currency: order.currency.clone(),
+                    },
+                    payment_method,
+                    idempotency_key: format!("plinth-{}", order.id),
+                    customer_email: order.shipping_address.email.clone(),
+                    description: Some(format!("Order {}", order.id)),
+                },
+                rid,
+            )
+            .await;
+        let receipt = match charged.map(|c| c.value) {
+            Ok(Ok(r)) if r.status == pay::ChargeStatus::Succeeded => r,
+            outcome => {
+                self.orders.discard(&order)?;
+                self.storage.flush().await?;
+                return Err(match outcome {
+                    Ok(Ok(_)) => CheckoutError::RequiresAction,
+                    Ok(Err(pay::PaymentError::Declined(m))) => CheckoutError::Declined(m),
+                    Ok(Err(other)) => CheckoutError::PaymentFailed(format!("{other:?}")),
+                    Err(e) => CheckoutError::Plugin(e),
+                });
+            }
+        };
+        order.payment = Some(Payment {
+            provider: payment_plugin.name().to_string(),
+            provider_id: receipt.provider_id,
+            refund_id: None,
+        });
+        order.transition(OrderStatus::Paid, now_ms(), None);
+        self.orders.save(&mut order, false)?;
+        self.storage.flush().await?;
+
+        if let (Some(plugin), Some(rate)) = (self.shipping.clone(), rate) {
+            let bought = self
+                .runtime
+                .shipping_buy_label(&plugin, rate.rate_id.clone(), format!("plinth-{}", order.id), rid)
+                .await;
+            match bought {
+                Ok(done) => {
+                    let label = done.value;
+                    if let Some(s) = order.shipment.as_mut() {
+                        s.shipment_id = Some(label.shipment_id);
+                        s.tracking_number = Some(label.tracking_number);
+                        s.label_url = Some(label.label_url);
+                        s.carrier = label.carrier;
+                    }
+                    order.transition(OrderStatus::Fulfilled, now_ms(), None);
+                    self.orders.save(&mut order, false)?;
+                    self.storage.flush().await?;
+                }
+                Err(e) => {
+                    let why = format!("{e}");
+                    self.refund_and_close(&mut order, OrderStatus::Failed, "shipping label failed", rid)
+                        .await?;
+                    return Err(CheckoutError::ShippingFailed(why));
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    /// Refunds the charge, gives the stock back and moves the order to `status`.
+    async fn refund_and_close(
+        &self,
+        order: &mut OrderRecord,
+        status: OrderStatus,
+        note: &str,
+        rid: &RequestId,
+    ) -> Result<(), CheckoutError> {
+        let plugin = self.payment.clone().ok_or(CheckoutError::Disabled)?;
+        if let Some(payment) = order.payment.clone() {
+            let refunded = self
+                .runtime
+                .payment_refund(
+                    &plugin,
+                    pay::RefundRequest {
+                        provider_id: payment.provider_id.clone(),
+                        amount: None,
+                        idempotency_key: format!("plinth-refund-{}", order.id),
+                    },
+                    rid,
+                )
+                .await?
+                .value
+                .map_err(|e| CheckoutError::PaymentFailed(format!("refund failed: {e:?}")))?;
+            if let Some(p) = order.payment.as_mut() {
+                p.refund_id = Some(refunded.provider_id);
+            }
+        }
+        order.transition(
+            status,
+            now_ms(),
+            Some(format!("{note}; payment refunded, stock restored")),
+        );
+        self.orders.save(order, true)?;
+        self.storage.flush().await?;
+        Ok(())
+    }
+
+    /// Refunds a paid order (admin).
+    pub async fn refund(&self, order_id: &str, rid: &RequestId) -> Result<OrderRecord, CheckoutError> {
+        let mut order = self.orders.get(order_id)?.ok_or(CheckoutError::OrderNotFound)?;
+        if !order.status.is_sold() {
+            return Err(CheckoutError::NotRefundable(
+                format!("{:?}", order.status).to_lowercase(),
+            ));
+        }
+        self.refund_and_close(&mut order, OrderStatus::Refunded, "refunded by an admin", rid)
+            .await?;
+        Ok(order)
+    }
+
+    /// Tracking through the shipping plugin.
+    pub async fn track(&self, order: &OrderRecord, rid: &RequestId) -> Result<ship::Tracking, CheckoutError> {
+        let plugin = self.shipping.clone().ok_or(CheckoutError::NotShipped)?;
+        let shipment = order.shipment.as_ref().ok_or(CheckoutError::NotShipped)?;
+        let number = shipment
+            .tracking_number
+            .clone()
+            .ok_or(CheckoutError::NotShipped)?;
+        Ok(self
+            .runtime
+            .shipping_track(&plugin, shipment.carrier.clone(), number, rid)
+            .await?
+            .value)
+    }
+
+    /// Applies a verified provider event to its order, idempotently. Returns whether
+    /// anything changed.
+    pub async fn apply_event(&self, event: &pay::WebhookEvent) -> Result<bool, CheckoutError> {
+        let (provider_id, from, to, release) = match event {
+            pay::WebhookEvent::PaymentSucceeded(id) => {
+                (id, &[OrderStatus::Pending][..], OrderStatus::Paid, false)
+            }
+            pay::WebhookEvent::PaymentFailed(id) => {
+                (id, &[OrderStatus::Pending][..], OrderStatus::Failed, true)
+            }
+            pay::WebhookEvent::Refunded(id) => (
+                id,
+                &[OrderStatus::Paid, OrderStatus::Fulfilled][..],
+                OrderStatus::Refunded,
+                true,
+            ),
+            pay::WebhookEvent::Ignored(_) => return Ok(false),
+        };
+        let Some(mut order) = self.orders.by_payment(provider_id)? else {
+            return Ok(false);
+        };
+        if !from.contains(&order.status) {
+            return Ok(false);
+        }
+        order.transition(to, now_ms(), Some("payment provider event".into()));
+        self.orders.save(&mut order, release)?;
+        self.storage.flush().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,216 @@
+//! Checkout: price → rules → reserve stock → charge → commit → ship, with every failure
+//! after the reservation giving the stock back and every failure after the charge
+//! refunding it. Orders move through explicit states, each transition timestamped.
+
+mod flow;
+mod pricing;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+pub use flow::{order_id_for, Quote};
+pub use pricing::{LineRequest, Priced};
+
+use crate::auth::now_ms;
+use crate::catalog::Catalog;
+use crate::config::CheckoutConfig;
+use crate::runtime::{InvokeError, Plugin, Runtime};
+use crate::store::{Address, ReserveError, SledOrders, Storage, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("checkout is not configured (no payment plugin)")]
+    Disabled,
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("no product with sku {0}")]
+    UnknownSku(String),
+    #[error("all products in one order must have the same currency")]
+    MixedCurrency,
+    #[error("only {available} of {sku} left in stock")]
+    OutOfStock { sku: String, available: u64 },
+    /// A business rule said no; the message is for the customer.
+    #[error("{message}")]
+    Rejected { code: String, message: String },
+    #[error("a checkout rule misbehaved: {0}")]
+    RuleMisbehaved(String),
+    #[error("the payment was declined: {0}")]
+    Declined(String),
+    #[error("the payment needs an action from the customer (e.g. 3-D Secure)")]
+    RequiresAction,
+    #[error("the payment provider failed: {0}")]
+    PaymentFailed(String),
+    #[error("the shipping provider failed: {0}")]
+    ShippingFailed(String),
+    #[error("{0} is not one of the offered shipping rates")]
+    UnknownRate(String),
+    #[error("no such order")]
+    OrderNotFound,
+    #[error("the order is {0} and cannot be refunded")]
+    NotRefundable(String),
+    #[error("the order has no shipment to track")]
+    NotShipped,
+    #[error(transparent)]
+    Plugin(#[from] InvokeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ReserveError> for CheckoutError {
+    fn from(e: ReserveError) -> Self {
+        match e {
+            ReserveError::OutOfStock { sku, available } => CheckoutError::OutOfStock { sku, available },
+            ReserveError::Store(e) => CheckoutError::Store(e),
+        }
+    }
+}
+
+/// A shipping address as the client sends it.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressInput {
+    pub name: String,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub region: Option<String>,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+impl AddressInput {
+    pub fn validate(self) -> Result<Address, CheckoutError> {
+        let field = |name: &'static str, v: &str, max: usize| {
+            let t = v.trim();
+            if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
+                Err(CheckoutError::Invalid {
+                    field: "shipping_address",
+                    message: format!("{name} must be 1-{max} characters"),
+                })
+            } else {
+                Ok(t.to_string())
+            }
+        };
+        let optional = |name: &'static str, v: Option<String>, max: usize| match v {
+            Some(v) if !v.trim().is_empty() => field(name, &v, max).map(Some),
+            _ => Ok(None),
+        };
+        let country = self.country.trim().to_ascii_uppercase();
+        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(CheckoutError::Invalid {
+                field: "shipping_address",
+                message: "country must be an ISO 3166-1 alpha-2 code like US or DE".into(),
+            });
+        }
+        let email = match self.email {
+            Some(e) if !e.trim().is_empty() => Some(
+                crate::domain::Email::parse(&e)
+                    .map_err(|_| CheckoutError::Invalid {
+                        field: "shipping_address",
+                        message: "email is not an email address".into(),
+                    })?
+                    .as_str()
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        Ok(Address {
+            name: field("name", &self.name, 100)?,
+            line1: field("line1", &self.line1, 200)?,
+            line2: optional("line2", self.line2, 200)?,
+            city: field("city", &self.city, 100)?,
+            region: optional("region", self.region.map(|r| r.to_ascii_uppercase()), 50)?,
+            postal_code: field("postal_code", &self.postal_code, 20)?,
+            country,
+            phone: optional("phone", self.phone, 30)?,
+            email,
+        })
+    }
+}
+
+/// `POST /checkout` and `POST /checkout/quote` bodies.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    pub lines: Vec<LineRequest>,
+    pub shipping_address: AddressInput,
+    /// The payment provider's reference (e.g. a Stripe PaymentMethod id). Not needed
+    /// for a quote.
+    #[serde(default)]
+    pub payment_method: Option<String>,
+    #[serde(default)]
+    pub discount_code: Option<String>,
+    /// A `rate_id` from the quote; the cheapest rate otherwise.
+    #[serde(default)]
+    pub shipping_rate_id: Option<String>,
+}
+
+pub struct Checkout {
+    runtime: Arc<Runtime>,
+    catalog: Arc<Catalog>,
+    orders: Arc<SledOrders>,
+    storage: Storage,
+    config: CheckoutConfig,
+    payment: Option<Arc<Plugin>>,
+    shipping: Option<Arc<Plugin>>,
+    rules: Vec<Arc<Plugin>>,
+}
+
+impl Checkout {
+    /// Wires the configured plugins, then recovers from a crash: orders still pending
+    /// from a previous run lost their request; their stock goes back and they fail.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        catalog: Arc<Catalog>,
+        storage: &Storage,
+        config: &CheckoutConfig,
+    ) -> Result<Self, StoreError> {
+        let get = |name: &crate::domain::PluginName| runtime.plugin(name.as_str()).cloned();
+        let checkout = Self {
+            payment: config.payment.as_ref().and_then(get),
+            shipping: config.shipping.as_ref().and_then(get),
+            rules: config.rules.iter().filter_map(get).collect(),
+            orders: Arc::new(storage.orders()?),
+            storage: storage.clone(),
+            config: config.clone(),
+            runtime,
+            catalog,
+        };
+        checkout.recover()?;
+        Ok(checkout)
+    }
+
+    fn recover(&self) -> Result<(), StoreError> {
+        let pending = self.orders.with_status(crate::store::OrderStatus::Pending)?;
+        for mut order in pending {
+            order.transition(
+                crate::store::OrderStatus::Failed,
+                now_ms(),
+                Some("interrupted by a restart before payment completed; stock restored".into()),
+            );
+            self.orders.save(&mut order, true)?;
+            tracing::warn!(order_id = %order.id, "pending order from a previous run failed and its stock restored");
+        }
+        self.storage.flush_blocking()
+    }
+
+    pub fn orders(&self) -> &SledOrders {
+        &self.orders
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn payment_plugin(&self) -> Option<&Arc<Plugin>> {
+        self.payment.as_ref()
+    }
+
+    pub fn config(&self) -> &CheckoutConfig {
+        &self.config
+    }
+}

@@ -1,0 +1,183 @@
+//! Pricing a cart: catalog prices, then the rules chain in configured order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::CheckoutError;
+use crate::catalog::Catalog;
+use crate::domain::{RequestId, Sku};
+use crate::runtime::bindings::http::plinth::plugin::types::Money as WitMoney;
+use crate::runtime::bindings::rules::exports::plinth::plugin::checkout_rules as rule;
+use crate::runtime::{Plugin, Runtime};
+use crate::store::{Address, OrderAdjustment, OrderLine};
+
+/// Most lines and units per order.
+const MAX_LINES: usize = 100;
+const MAX_QUANTITY: u32 = 10_000;
+
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineRequest {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+/// A priced cart: lines at catalog prices plus the rules' adjustments.
+pub struct Priced {
+    pub lines: Vec<OrderLine>,
+    pub adjustments: Vec<OrderAdjustment>,
+    pub currency: String,
+    pub subtotal: i64,
+}
+
+impl Priced {
+    pub fn total(&self) -> i64 {
+        self.subtotal + self.adjustments.iter().map(|a| a.amount).sum::<i64>()
+    }
+}
+
+fn invalid(field: &'static str, message: impl ToString) -> CheckoutError {
+    CheckoutError::Invalid {
+        field,
+        message: message.to_string(),
+    }
+}
+
+/// Looks up each line in the catalog (one currency per order).
+pub fn price_lines(
+    catalog: &Catalog,
+    lines: &[LineRequest],
+) -> Result<(Vec<OrderLine>, String), CheckoutError> {
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        return Err(invalid("lines", format!("1-{MAX_LINES} lines")));
+    }
+    let mut merged: BTreeMap<String, u32> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for l in lines {
+        let sku = Sku::parse(&l.sku).map_err(|e| invalid("lines", e))?;
+        if l.quantity == 0 || l.quantity > MAX_QUANTITY {
+            return Err(invalid("lines", format!("quantity must be 1-{MAX_QUANTITY}")));
+        }
+        let q = merged.entry(sku.to_string()).or_insert_with(|| {
+            order.push(sku.to_string());
+            0
+        });
+        *q = q.saturating_add(l.quantity).min(MAX_QUANTITY);
+    }
+    let mut out = Vec::with_capacity(order.len());
+    let mut currency: Option<String> = None;
+    for sku in order {
+        let quantity = merged[&sku];
+        let (product, _) = catalog
+            .get(&sku)
+            .map_err(|_| CheckoutError::UnknownSku(sku.clone()))?;
+        let cur = product.price.currency.to_string();
+        match &currency {
+            None => currency = Some(cur),
+            Some(c) if *c != cur => return Err(CheckoutError::MixedCurrency),
+            Some(_) => {}
+        }
+        out.push(OrderLine {
+            total: product.price.amount * i64::from(quantity),
+            sku,
+            name: product.name,
+            quantity,
+            unit_price: product.price,
+        });
+    }
+    Ok((out, currency.unwrap_or_default()))
+}
+
+/// Everything a rule sees.
+pub struct RuleInput<'a> {
+    pub lines: &'a [OrderLine],
+    pub categories: Vec<String>,
+    pub currency: &'a str,
+    pub discount_code: Option<String>,
+    pub destination: &'a Address,
+    pub now_secs: i64,
+    pub customer: rule::Customer,
+}
+
+/// Runs the rules chain; each rule sees the adjustments of the ones before it.
+pub async fn apply_rules(
+    runtime: &Runtime,
+    rules: &[Arc<Plugin>],
+    input: RuleInput<'_>,
+    request_id: &RequestId,
+) -> Result<Vec<OrderAdjustment>, CheckoutError> {
+    let cart = rule::Cart {
+        lines: input
+            .lines
+            .iter()
+            .zip(&input.categories)
+            .map(|(l, category)| rule::CartLine {
+                sku: l.sku.clone(),
+                name: l.name.clone(),
+                category: category.clone(),
+                quantity: l.quantity,
+                unit_price: WitMoney {
+                    amount: l.unit_price.amount,
+                    currency: l.unit_price.currency.to_string(),
+                },
+            })
+            .collect(),
+        currency: input.currency.to_string(),
+        discount_code: input.discount_code,
+        destination: rule::Destination {
+            country: input.destination.country.clone(),
+            region: input.destination.region.clone(),
+            postal_code: input.destination.postal_code.clone(),
+        },
+        now: input.now_secs,
+    };
+    let mut prior: Vec<rule::Adjustment> = Vec::new();
+    let mut out = Vec::new();
+    for plugin in rules {
+        let done = runtime
+            .rules_apply(
+                plugin,
+                cart.clone(),
+                input.customer.clone(),
+                prior.clone(),
+                request_id,
+            )
+            .await?;
+        let adjustments = done.value.map_err(|r| CheckoutError::Rejected {
+            code: r.code,
+            message: r.message,
+        })?;
+        for a in adjustments {
+            if a.amount.currency != input.currency {
+                return Err(CheckoutError::RuleMisbehaved(format!(
+                    "{} returned an adjustment in {}, the cart is in {}",
+                    plugin.name(),
+                    a.amount.currency,
+                    input.currency
+                )));
+            }
+            if a.line.is_some_and(|i| i as usize >= input.lines.len()) {
+                return Err(CheckoutError::RuleMisbehaved(format!(
+                    "{} adjusted a line that does not exist",
+                    plugin.name()
+                )));
+            }
+            out.push(OrderAdjustment {
+                kind: match a.kind {
+                    rule::AdjustmentKind::Discount => "discount",
+                    rule::AdjustmentKind::Tax => "tax",
+                    rule::AdjustmentKind::Fee => "fee",
+                }
+                .to_string(),
+                label: a.label.chars().take(200).collect(),
+                amount: a.amount.amount,
+                source: plugin.name().to_string(),
+                line: a.line,
+            });
+            prior.push(a);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,67 @@
+//! `[checkout]`: which plugins price, charge and ship an order.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::PluginName;
+
+/// A postal address in config (the warehouse the shop ships from).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigAddress {
+    pub name: String,
+    pub line1: String,
+    #[serde(default)]
+    pub line2: Option<String>,
+    pub city: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    pub postal_code: String,
+    pub country: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Validated `[checkout]`.
+#[derive(Clone, Debug)]
+pub struct CheckoutConfig {
+    /// The payment-plugin that charges; `None` turns checkout off (503).
+    pub payment: Option<PluginName>,
+    /// The shipping-plugin for rates, labels and tracking; `None` ships nothing.
+    pub shipping: Option<PluginName>,
+    /// rules-plugins, applied in this order.
+    pub rules: Vec<PluginName>,
+    /// Where parcels ship from.
+    pub origin: Option<ConfigAddress>,
+    /// Parcel weight per item, for rates.
+    pub grams_per_item: u32,
+    /// How long idempotency keys (and their responses) are kept.
+    pub idempotency_ttl: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCheckout {
+    pub payment: Option<PluginName>,
+    pub shipping: Option<PluginName>,
+    pub rules: Vec<PluginName>,
+    pub origin: Option<ConfigAddress>,
+    pub grams_per_item: u32,
+    pub idempotency_ttl_hours: u64,
+}
+
+impl Default for RawCheckout {
+    fn default() -> Self {
+        Self {
+            payment: None,
+            shipping: None,
+            rules: Vec::new(),
+            origin: None,
+            grams_per_item: 500,
+            idempotency_ttl_hours: 24,
+        }
+    }
+}

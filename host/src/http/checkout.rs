@@ -1,0 +1,164 @@
+//! `POST /checkout` (exactly once per `Idempotency-Key`) and `POST /checkout/quote`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, ErrorBody};
+use super::json::ApiJson;
+use super::orders_view::{OrderBody, QuoteBody};
+use super::session_auth::CurrentUser;
+use super::AppState;
+use crate::auth::now_ms;
+use crate::checkout::{order_id_for, CheckoutRequest};
+use crate::domain::RequestId;
+use crate::store::{Claim, StoredResponse};
+
+/// A claim with no response after this long belongs to a request that died.
+const ABANDONED_AFTER_MS: i64 = 60_000;
+/// How long a retry waits for the first request to finish before answering 409.
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/checkout", post(place))
+        .route("/checkout/quote", post(quote))
+}
+
+/// Prices a cart (catalog prices, then the rules chain) and lists shipping rates.
+/// Nothing is reserved or charged.
+#[utoipa::path(post, path = "/checkout/quote", tag = "checkout", security(("session" = [])),
+    request_body = CheckoutRequest,
+    responses((status = 200, body = QuoteBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn quote(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    CurrentUser(p): CurrentUser,
+    ApiJson(req): ApiJson<CheckoutRequest>,
+) -> Result<Json<QuoteBody>, ApiError> {
+    Ok(Json(state.checkout.quote(&p, req, &rid).await?.into()))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let bad = |message: &str| ApiError::BadRequest {
+        code: "invalid_idempotency_key",
+        message: message.to_string(),
+    };
+    let raw = headers
+        .get("idempotency-key")
+        .ok_or_else(|| bad("the Idempotency-Key header is required"))?
+        .to_str()
+        .map_err(|_| bad("Idempotency-Key must be visible ASCII"))?;
+    if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("Idempotency-Key must be 1-255 visible ASCII characters"));
+    }
+    Ok(raw.to_string())
+}
+
+/// Responses worth replaying: the outcome is final for this request body.
+fn final_outcome(status: StatusCode) -> bool {
+    status.is_success() || matches!(status.as_u16(), 400 | 402 | 409 | 422)
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, stored.body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
+}
+
+/// Places an order: prices it, runs the rules, reserves stock, charges, records the
+/// order (on disk before the answer) and buys a shipping label. Requires an
+/// `Idempotency-Key`: a retry with the same key and body gets the first response
+/// (waiting while the first is in flight) and never a second charge; the same key with
+/// another body is 422 `idempotency_mismatch`.
+#[utoipa::path(post, path = "/checkout", tag = "checkout", security(("session" = [])),
+    request_body = CheckoutRequest,
+    params(("Idempotency-Key" = String, Header, description = "Unique per intended order; kept 24 h")),
+    responses((status = 201, body = OrderBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 402, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn place(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    CurrentUser(p): CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+        code: "invalid_json",
+        message: format!("the body is not valid JSON: {e}"),
+    })?;
+    // serde_json's maps are sorted, so this is a canonical form of the request.
+    let canonical = serde_json::to_vec(&value).unwrap_or_default();
+    let hash = hex::encode(Sha256::digest(&canonical));
+    let req: CheckoutRequest = serde_json::from_value(value).map_err(|e| ApiError::BadRequest {
+        code: "invalid_request",
+        message: e.to_string(),
+    })?;
+    let scope = format!("{}/{}", p.user.id, key);
+    let order_id = order_id_for(&p.user.id, &key);
+    let orders = state.checkout.orders();
+    let started = std::time::Instant::now();
+    loop {
+        match orders.claim(&scope, &hash, &order_id, now_ms(), ABANDONED_AFTER_MS)? {
+            Claim::Fresh => break,
+            Claim::Done(stored) => return Ok(replay(stored)),
+            Claim::Mismatch => {
+                return Err(ApiError::Custom {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    code: "idempotency_mismatch".into(),
+                    message: "this Idempotency-Key was used with a different request body".into(),
+                })
+            }
+            Claim::InFlight if started.elapsed() < WAIT_FOR_FIRST => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Claim::InFlight => {
+                return Err(ApiError::Conflict {
+                    code: "request_in_progress",
+                    message: "a request with this Idempotency-Key is still being processed; retry later"
+                        .into(),
+                })
+            }
+        }
+    }
+    let response = match state.checkout.place(&p, req, &order_id, &rid).await {
+        Ok(order) => (StatusCode::CREATED, Json(OrderBody { order: order.into() })).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ApiError::Internal(format!("buffering the response: {e}")))?;
+    if final_outcome(parts.status) {
+        orders.complete(
+            &scope,
+            StoredResponse {
+                status: parts.status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            },
+        )?;
+    } else {
+        orders.release_claim(&scope)?;
+    }
+    state.storage.flush().await?;
+    Ok(Response::from_parts(parts, axum::body::Body::from(bytes)))
+}

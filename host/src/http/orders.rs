@@ -1,0 +1,126 @@
+//! `/orders`: the caller's orders, tracking, and admin refunds.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::orders_view::{OrderBody, OrderView};
+use super::session_auth::{AdminUser, CurrentUser};
+use super::AppState;
+use crate::checkout::CheckoutError;
+use crate::domain::RequestId;
+use crate::store::OrderRecord;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(list))
+        .route("/orders/{id}", get(read))
+        .route("/orders/{id}/tracking", get(tracking))
+        .route("/orders/{id}/refund", post(refund))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrdersBody {
+    orders: Vec<OrderView>,
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/orders", tag = "orders", security(("session" = [])),
+    responses((status = 200, body = OrdersBody), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    CurrentUser(p): CurrentUser,
+) -> Result<Json<OrdersBody>, ApiError> {
+    let orders = state.checkout.orders().for_user(&p.user.id)?;
+    Ok(Json(OrdersBody {
+        orders: orders.into_iter().map(OrderView::from).collect(),
+    }))
+}
+
+/// One of the caller's orders (another user's is a 404).
+fn own(state: &AppState, user_id: &str, id: &str) -> Result<OrderRecord, ApiError> {
+    match state.checkout.orders().get(id)? {
+        Some(o) if o.user_id == user_id => Ok(o),
+        _ => Err(CheckoutError::OrderNotFound.into()),
+    }
+}
+
+/// One of the caller's orders.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("session" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = OrderBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn read(
+    State(state): State<AppState>,
+    CurrentUser(p): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderBody>, ApiError> {
+    Ok(Json(OrderBody {
+        order: own(&state, &p.user.id, &id)?.into(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrackingEventView {
+    status: String,
+    description: String,
+    location: Option<String>,
+    occurred_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrackingBody {
+    carrier: String,
+    tracking_number: String,
+    status: String,
+    eta: Option<String>,
+    events: Vec<TrackingEventView>,
+}
+
+/// Where the parcel is, from the shipping plugin.
+#[utoipa::path(get, path = "/orders/{id}/tracking", tag = "orders", security(("session" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = TrackingBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn tracking(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    CurrentUser(p): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<TrackingBody>, ApiError> {
+    let order = own(&state, &p.user.id, &id)?;
+    let t = state.checkout.track(&order, &rid).await?;
+    Ok(Json(TrackingBody {
+        carrier: t.carrier,
+        tracking_number: t.tracking_number,
+        status: t.status,
+        eta: t.eta,
+        events: t
+            .events
+            .into_iter()
+            .map(|e| TrackingEventView {
+                status: e.status,
+                description: e.description,
+                location: e.location,
+                occurred_at: e.occurred_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Refunds a paid order through its payment plugin and restores its stock (admin).
+#[utoipa::path(post, path = "/orders/{id}/refund", tag = "orders", security(("session" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = OrderBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn refund(
+    State(state): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    AdminUser(_admin): AdminUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderBody>, ApiError> {
+    let order = state.checkout.refund(&id, &rid).await?;
+    Ok(Json(OrderBody { order: order.into() }))
+}

@@ -1,0 +1,411 @@
+//! Orders, stock reservations and idempotency records. Stock and orders change together
+//! in one sled transaction, so stock can never go below zero and every unit is either in
+//! stock or in exactly one live order.
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError as Abortable, TransactionError, Transactional};
+
+use super::StoreError;
+use crate::domain::Money;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// Stock reserved, payment not settled.
+    Pending,
+    /// Charged.
+    Paid,
+    /// Charged and the shipping label bought.
+    Fulfilled,
+    /// Money returned, stock restored.
+    Refunded,
+    /// Did not complete; stock restored (and any charge refunded).
+    Failed,
+}
+
+impl OrderStatus {
+    /// Whether the order's units count as sold.
+    pub fn is_sold(self) -> bool {
+        matches!(self, OrderStatus::Paid | OrderStatus::Fulfilled)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+    /// unit price × quantity, minor units.
+    pub total: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OrderAdjustment {
+    /// `discount`, `tax`, `fee` or `shipping`.
+    pub kind: String,
+    pub label: String,
+    /// Signed minor units (negative for discounts).
+    pub amount: i64,
+    /// The plugin that made it.
+    pub source: String,
+    /// Index into `lines`, for line-level adjustments.
+    pub line: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Address {
+    pub name: String,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub region: Option<String>,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Shipment {
+    pub rate_id: String,
+    pub carrier: String,
+    pub service: String,
+    /// Minor units.
+    pub amount: i64,
+    pub shipment_id: Option<String>,
+    pub tracking_number: Option<String>,
+    pub label_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Payment {
+    /// The payment plugin.
+    pub provider: String,
+    pub provider_id: String,
+    pub refund_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Transition {
+    pub status: OrderStatus,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub id: String,
+    pub user_id: String,
+    pub status: OrderStatus,
+    pub lines: Vec<OrderLine>,
+    pub adjustments: Vec<OrderAdjustment>,
+    pub currency: String,
+    pub subtotal: i64,
+    pub total: i64,
+    pub shipping_address: Address,
+    pub shipment: Option<Shipment>,
+    pub payment: Option<Payment>,
+    pub history: Vec<Transition>,
+    pub created_at: i64,
+    /// Set once the reserved units went back to stock, so they never go back twice.
+    pub stock_released: bool,
+}
+
+impl OrderRecord {
+    pub fn transition(&mut self, status: OrderStatus, at: i64, note: Option<String>) {
+        self.status = status;
+        self.history.push(Transition { status, at, note });
+    }
+}
+
+/// An idempotency key's record: the request's hash and, once done, the response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub request_hash: String,
+    pub order_id: String,
+    /// `None` while the first request is in flight.
+    pub response: Option<StoredResponse>,
+    /// Unix milliseconds of the first request.
+    pub created_at: i64,
+    /// Unix milliseconds of the last claim (a retry may take over an abandoned one).
+    pub claimed_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    #[error("only {available} of {sku} left")]
+    OutOfStock { sku: String, available: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outcome of claiming an idempotency key.
+pub enum Claim {
+    /// New key (or an abandoned claim taken over): go ahead.
+    Fresh,
+    /// Same key, same request, finished: replay.
+    Done(StoredResponse),
+    /// Same key, same request, still running.
+    InFlight,
+    /// Same key, another request body.
+    Mismatch,
+}
+
+pub struct SledOrders {
+    stock: sled::Tree,
+    orders: sled::Tree,
+    user_orders: sled::Tree,
+    by_payment: sled::Tree,
+    idempotency: sled::Tree,
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn stock_of(bytes: Option<sled::IVec>) -> u64 {
+    bytes
+        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+fn user_key(user_id: &str, created_at: i64, order_id: &str) -> Vec<u8> {
+    format!("{user_id}/{created_at:020}/{order_id}").into_bytes()
+}
+
+fn tx_error<E>(e: TransactionError<E>, abort: impl FnOnce(E) -> ReserveError) -> ReserveError {
+    match e {
+        TransactionError::Abort(a) => abort(a),
+        TransactionError::Storage(s) => ReserveError::Store(StoreError::Sled(s)),
+    }
+}
+
+impl SledOrders {
+    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            stock: db.open_tree("stock")?,
+            orders: db.open_tree("orders")?,
+            user_orders: db.open_tree("user-orders")?,
+            by_payment: db.open_tree("orders-by-payment")?,
+            idempotency: db.open_tree("idempotency")?,
+        })
+    }
+
+    /// Takes the order's units out of stock and records it, atomically; nothing changes
+    /// if any line is short.
+    pub fn reserve(&self, order: &OrderRecord) -> Result<(), ReserveError> {
+        let mut wanted: std::collections::BTreeMap<&str, u64> = Default::default();
+        for l in &order.lines {
+            *wanted.entry(l.sku.as_str()).or_default() += u64::from(l.quantity);
+        }
+        let record = encode(order)?;
+        let index = user_key(&order.user_id, order.created_at, &order.id);
+        (&self.stock, &self.orders, &self.user_orders)
+            .transaction(|(stock, orders, user_orders)| {
+                for (sku, qty) in &wanted {
+                    let have = stock_of(stock.get(sku.as_bytes())?);
+                    if have < *qty {
+                        return Err(Abortable::Abort((sku.to_string(), have)));
+                    }
+                    stock.insert(sku.as_bytes(), &(have - qty).to_be_bytes())?;
+                }
+                orders.insert(order.id.as_bytes(), record.as_slice())?;
+                user_orders.insert(index.as_slice(), order.id.as_bytes())?;
+                Ok(())
+            })
+            .map_err(|e| tx_error(e, |(sku, available)| ReserveError::OutOfStock { sku, available }))
+    }
+
+    /// Saves an order, returning its units to stock first when `release` is set and
+    /// they were not returned yet.
+    pub fn save(&self, order: &mut OrderRecord, release: bool) -> Result<(), StoreError> {
+        let give_back = release && !order.stock_released;
+        if give_back {
+            order.stock_released = true;
+        }
+        let record = encode(order)?;
+        let lines: Vec<(String, u64)> = order
+            .lines
+            .iter()
+            .map(|l| (l.sku.clone(), u64::from(l.quantity)))
+            .collect();
+        let payment = order.payment.as_ref().map(|p| p.provider_id.clone());
+        (&self.stock, &self.orders, &self.by_payment)
+            .transaction(|(stock, orders, by_payment)| {
+                if give_back {
+                    for (sku, qty) in &lines {
+                        let have = stock_of(stock.get(sku.as_bytes())?);
+                        stock.insert(sku.as_bytes(), &(have + qty).to_be_bytes())?;
+                    }
+                }
+                orders.insert(order.id.as_bytes(), record.as_slice())?;
+                if let Some(p) = &payment {
+                    by_payment.insert(p.as_bytes(), order.id.as_bytes())?;
+                }
+                Ok::<(), Abortable<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(s) => StoreError::Sled(s),
+                TransactionError::Abort(()) => StoreError::Corrupt("order save aborted".into()),
+            })
+    }
+
+    /// Deletes an order that never happened (its payment was declined), returning its
+    /// units to stock.
+    pub fn discard(&self, order: &OrderRecord) -> Result<(), StoreError> {
+        let lines: Vec<(String, u64)> = order
+            .lines
+            .iter()
+            .map(|l| (l.sku.clone(), u64::from(l.quantity)))
+            .collect();
+        let index = user_key(&order.user_id, order.created_at, &order.id);
+        let give_back = !order.stock_released;
+        (&self.stock, &self.orders, &self.user_orders)
+            .transaction(|(stock, orders, user_orders)| {
+                if orders.remove(order.id.as_bytes())?.is_some() && give_back {
+                    for (sku, qty) in &lines {
+                        let have = stock_of(stock.get(sku.as_bytes())?);
+                        stock.insert(sku.as_bytes(), &(have + qty).to_be_bytes())?;
+                    }
+                }
+                user_orders.remove(index.as_slice())?;
+                Ok::<(), Abortable<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(s) => StoreError::Sled(s),
+                TransactionError::Abort(()) => StoreError::Corrupt("order discard aborted".into()),
+            })
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        self.orders.get(id.as_bytes())?.map(|v| decode(&v)).transpose()
+    }
+
+    pub fn by_payment(&self, provider_id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        match self.by_payment.get(provider_id.as_bytes())? {
+            Some(id) => self.get(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// A user's orders, newest first.
+    pub fn for_user(&self, user_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .user_orders
+            .scan_prefix(format!("{user_id}/").as_bytes())
+            .rev()
+        {
+            let (_, id) = item?;
+            if let Some(o) = self.get(&String::from_utf8_lossy(&id))? {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every order in a state, for recovery.
+    pub fn with_status(&self, status: OrderStatus) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.orders.iter() {
+            let o: OrderRecord = decode(&item?.1)?;
+            if o.status == status {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn stock(&self, sku: &str) -> Result<u64, StoreError> {
+        Ok(stock_of(self.stock.get(sku.as_bytes())?))
+    }
+
+    /// Claims `key` for a request with `hash`. A claim older than `abandoned_after_ms`
+    /// without a response is taken over (its request died with the process).
+    pub fn claim(
+        &self,
+        key: &str,
+        hash: &str,
+        order_id: &str,
+        now: i64,
+        abandoned_after_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        loop {
+            let current = self.idempotency.get(key.as_bytes())?;
+            let next = match &current {
+                None => IdempotencyRecord {
+                    request_hash: hash.to_string(),
+                    order_id: order_id.to_string(),
+                    response: None,
+                    created_at: now,
+                    claimed_at: now,
+                },
+                Some(bytes) => {
+                    let rec: IdempotencyRecord = decode(bytes)?;
+                    if rec.request_hash != hash {
+                        return Ok(Claim::Mismatch);
+                    }
+                    if let Some(done) = rec.response {
+                        return Ok(Claim::Done(done));
+                    }
+                    if now - rec.claimed_at < abandoned_after_ms {
+                        return Ok(Claim::InFlight);
+                    }
+                    IdempotencyRecord {
+                        claimed_at: now,
+                        ..rec
+                    }
+                }
+            };
+            let swapped = self
+                .idempotency
+                .compare_and_swap(key.as_bytes(), current, Some(encode(&next)?))?;
+            if swapped.is_ok() {
+                return Ok(Claim::Fresh);
+            }
+        }
+    }
+
+    /// Stores the response for a claimed key.
+    pub fn complete(&self, key: &str, response: StoredResponse) -> Result<(), StoreError> {
+        if let Some(bytes) = self.idempotency.get(key.as_bytes())? {
+            let mut rec: IdempotencyRecord = decode(&bytes)?;
+            rec.response = Some(response);
+            self.idempotency.insert(key.as_bytes(), encode(&rec)?)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a claim whose request ended without a response worth replaying.
+    pub fn release_claim(&self, key: &str) -> Result<(), StoreError> {
+        self.idempotency.remove(key.as_bytes())?;
+        Ok(())
+    }
+
+    /// Drops idempotency records older than `max_age_ms`; returns how many.
+    pub fn expire_idempotency(&self, now: i64, max_age_ms: i64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for item in self.idempotency.iter() {
+            let (k, v) = item?;
+            let rec: IdempotencyRecord = decode(&v)?;
+            if rec.response.is_some() && now - rec.created_at > max_age_ms {
+                self.idempotency.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
