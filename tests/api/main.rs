@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod catalog;
+mod checkout;
 mod cli;
 mod contacts;
 mod data_at_rest;
@@ -13,4 +14,5 @@ mod hostile;
 mod http_basics;
 mod plugin_auth;
 mod plugins;
+mod shop;
 mod weather;

@@ -35,7 +35,14 @@ pub(super) struct Invocation {
     pub deadline: Instant,
     started: Instant,
     fuel_limit: Option<u64>,
-    _slot: OwnedSemaphorePermit,
+    _slots: Slots,
+}
+
+/// Held for an invocation's life: one of the plugin's own slots and one instance of the
+/// process-wide pool.
+pub(super) struct Slots {
+    _plugin: OwnedSemaphorePermit,
+    _pool: OwnedSemaphorePermit,
 }
 
 /// The guest call of one invocation, given the fresh Store; owns what it needs.
@@ -50,9 +57,26 @@ impl Runtime {
         request_id: &RequestId,
         call: GuestCall<R>,
     ) -> Result<Completed<R>, InvokeError> {
-        let mut inv = begin(plugin, request_id)?;
+        let slots = self.take_slots(plugin).await?;
+        let mut inv = begin(plugin, request_id, slots)?;
         let result = tokio::time::timeout_at((inv.deadline + GRACE).into(), call(&mut inv.store)).await;
         self.finish(plugin, inv, result)
+    }
+
+    /// Waits for a slot of the plugin and of the instance pool, at most as long as the
+    /// plugin's own deadline: a burst queues instead of failing, a flood gets 503.
+    async fn take_slots(&self, plugin: &Plugin) -> Result<Slots, InvokeError> {
+        let busy = || InvokeError::new(plugin.name(), InvokeErrorKind::Busy);
+        let wait = plugin.caps.limits.timeout;
+        let take = async {
+            let own = plugin.slots.clone().acquire_owned().await.map_err(|_| busy())?;
+            let pool = self.instances.clone().acquire_owned().await.map_err(|_| busy())?;
+            Ok(Slots {
+                _plugin: own,
+                _pool: pool,
+            })
+        };
+        tokio::time::timeout(wait, take).await.map_err(|_| busy())?
     }
 
     /// Turns the raw outcome into a value or a typed error, records metrics and logs.
@@ -107,12 +131,11 @@ impl<T> Completed<Result<T, GuestError>> {
 }
 
 /// Takes a concurrency slot and builds the Store for one invocation.
-pub(super) fn begin(plugin: &Plugin, request_id: &RequestId) -> Result<Invocation, InvokeError> {
-    let slot = plugin
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| InvokeError::new(plugin.name(), InvokeErrorKind::Busy))?;
+pub(super) fn begin(
+    plugin: &Plugin,
+    request_id: &RequestId,
+    slots: Slots,
+) -> Result<Invocation, InvokeError> {
     let limits = &plugin.caps.limits;
     let started = Instant::now();
     let deadline = started + limits.timeout;
@@ -141,7 +164,7 @@ pub(super) fn begin(plugin: &Plugin, request_id: &RequestId) -> Result<Invocatio
         deadline,
         started,
         fuel_limit,
-        _slot: slot,
+        _slots: slots,
     })
 }
 

@@ -30,6 +30,8 @@ use crate::telemetry::Metrics;
 /// All loaded plugins and the engine that runs them.
 pub struct Runtime {
     plugins: BTreeMap<String, Arc<Plugin>>,
+    /// One permit per instance the pooling allocator can hold.
+    instances: Arc<tokio::sync::Semaphore>,
 }
 
 impl Runtime {
@@ -40,7 +42,10 @@ impl Runtime {
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let cache = Arc::new(cache::ComponentCache::new(&config.runtime.cache_dir));
         let plugins = registry::load_all(&engine, cache, &config.plugins, storage, metrics).await?;
-        Ok(Self { plugins })
+        Ok(Self {
+            plugins,
+            instances: Arc::new(tokio::sync::Semaphore::new(config.runtime.max_instances as usize)),
+        })
     }
 
     pub fn plugin(&self, name: &str) -> Option<&Arc<Plugin>> {
