@@ -451,6 +451,50 @@ async fn a_failed_label_refunds_the_charge_and_restores_stock() {
     let order = &orders["orders"][0];
     assert_eq!(order["status"], "failed");
     assert!(order["payment"]["refund_id"].as_str().unwrap().starts_with("re_"));
+
+    // A 502 is not final: the same key may be retried, and the new attempt charges
+    // under a new provider idempotency key (the first charge was refunded).
+    s.shippo.fail_labels.store(false, Ordering::SeqCst);
+    let retry = s
+        .checkout("lbl-1", &cart(&[("LBL-1", 2)], "pm_card_visa", None))
+        .await;
+    assert_eq!(retry.status(), 201);
+    let retried = json(retry).await["order"].clone();
+    assert_eq!(retried["id"], order["id"], "same key, same order");
+    assert_eq!(retried["status"], "fulfilled");
+    assert_eq!(s.stock("LBL-1").await, 4);
+    let intents = localstripe()
+        .await
+        .intents_for(order["id"].as_str().unwrap())
+        .await;
+    assert_eq!(intents.len(), 2, "the refunded charge and the new one");
+
+    // Orders come newest first, in pages.
+    let other = s
+        .checkout("lbl-2", &cart(&[("LBL-1", 1)], "pm_card_visa", None))
+        .await;
+    assert_eq!(other.status(), 201);
+    let other = json(other).await["order"]["id"].clone();
+    let first = json(s.app.get_as(&s.shopper, "/orders?limit=1").await).await;
+    assert_eq!(first["orders"].as_array().unwrap().len(), 1);
+    assert_eq!(first["orders"][0]["id"], other);
+    let cursor = first["next_cursor"].as_str().expect("a second page").to_string();
+    let second = json(
+        s.app
+            .get_as(&s.shopper, &format!("/orders?limit=1&cursor={cursor}"))
+            .await,
+    )
+    .await;
+    assert_eq!(second["orders"][0]["id"], order["id"]);
+    assert!(second["next_cursor"].is_null(), "{second}");
+    for bad in ["/orders?limit=0", "/orders?limit=abc", "/orders?cursor=zz"] {
+        let resp = s.app.get_as(&s.shopper, bad).await;
+        assert_eq!(
+            error_code(resp, 400).await["error"]["code"],
+            "invalid_query",
+            "{bad}"
+        );
+    }
     s.app.stop().await;
 }
 

@@ -2,15 +2,11 @@
 //! moment of start-up never leaves a data directory that cannot be opened.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::helpers::plugin_path;
-
-const PLINTH: &str = env!("CARGO_BIN_EXE_plinth");
+use crate::helpers::{plugin_path, spawn_binary, wait_listening};
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("plinth.toml");
@@ -23,27 +19,7 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
 }
 
 fn spawn(config: &Path) -> Child {
-    Command::new(PLINTH)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("PLINTH_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-/// Waits for the listening line; returns the base URL.
-async fn wait_listening(child: &mut Child) -> String {
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("plinth starts")
-        .unwrap()
-        .expect("a listening line");
-    line.strip_prefix("plinth listening on ").unwrap().to_string()
+    spawn_binary(config, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -277,3 +277,32 @@ pub async fn spawn_app_with_admin(plugins: &str) -> (TestApp, String) {
     let token = app.login("root").await;
     (app, token)
 }
+
+/// Runs the real `plinth serve` binary on port 0 (stdout piped for the listening line),
+/// in `data_dir` when given; killed when dropped.
+pub fn spawn_binary(config: &Path, data_dir: Option<&Path>) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"));
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env("PLINTH_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(dir) = data_dir {
+        cmd.env("PLINTH_DATA_DIR", dir);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits for a spawned binary's listening line; returns its base URL.
+pub async fn wait_listening(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("plinth starts")
+        .unwrap()
+        .expect("a listening line");
+    line.strip_prefix("plinth listening on ").unwrap().to_string()
+}

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod catalog;
 mod checkout;
+mod checkout_crash;
 mod cli;
 mod contacts;
 mod data_at_rest;

@@ -14,6 +14,12 @@ use crate::runtime::bindings::rules::exports::plinth::plugin::checkout_rules as 
 use crate::runtime::bindings::shipping::exports::plinth::plugin::shipping_provider as ship;
 use crate::store::{Address, OrderAdjustment, OrderRecord, OrderStatus, Payment, Shipment};
 
+enum Earlier {
+    None,
+    Finished(Box<OrderRecord>),
+    Retry { attempt: u32 },
+}
+
 /// A priced cart with shipping options: what `POST /checkout/quote` returns.
 pub struct Quote {
     pub priced: Priced,
@@ -159,6 +165,11 @@ impl Checkout {
         rid: &RequestId,
     ) -> Result<OrderRecord, CheckoutError> {
         let payment_plugin = self.payment.clone().ok_or(CheckoutError::Disabled)?;
+        let attempt = match self.earlier_attempt(order_id)? {
+            Earlier::None => 0,
+            Earlier::Finished(order) => return Ok(*order),
+            Earlier::Retry { attempt } => attempt,
+        };
         let payment_method = req
             .payment_method
             .clone()
@@ -227,6 +238,7 @@ impl Checkout {
             history: Vec::new(),
             created_at: now,
             stock_released: false,
+            attempt,
         };
         order.transition(OrderStatus::Pending, now, None);
         self.orders.reserve(&order)?;
@@ -244,7 +256,7 @@ impl Checkout {
                         currency: order.currency.clone(),
                     },
                     payment_method,
-                    idempotency_key: format!("plinth-{}", order.id),
+                    idempotency_key: order.charge_key(),
                     customer_email: order.shipping_address.email.clone(),
                     description: Some(format!("Order {}", order.id)),
                 },
@@ -300,6 +312,31 @@ impl Checkout {
             }
         }
         Ok(order)
+    }
+
+    /// What an earlier request with this order's idempotency key left behind. Only one
+    /// request per key runs at a time (the claim), so this cannot race with itself.
+    fn earlier_attempt(&self, order_id: &str) -> Result<Earlier, CheckoutError> {
+        let Some(prev) = self.orders.get(order_id)? else {
+            return Ok(Earlier::None);
+        };
+        match prev.status {
+            // The order went through; only its response was lost (a crash between the
+            // commit and the stored response). Answer with it: never a second sale.
+            OrderStatus::Paid | OrderStatus::Fulfilled | OrderStatus::Refunded => {
+                Ok(Earlier::Finished(Box::new(prev)))
+            }
+            // It failed and gave its stock back: try again. If it was charged (and then
+            // refunded) the new attempt needs a new provider key; if it was interrupted
+            // before its charge was recorded, the same key makes the provider replay that
+            // charge instead of taking the money twice.
+            OrderStatus::Failed => {
+                let attempt = prev.attempt + u32::from(prev.payment.is_some());
+                self.orders.discard(&prev)?;
+                Ok(Earlier::Retry { attempt })
+            }
+            OrderStatus::Pending => Err(CheckoutError::InProgress),
+        }
     }
 
     /// Refunds the charge, gives the stock back and moves the order to `status`.

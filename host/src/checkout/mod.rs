@@ -45,6 +45,8 @@ pub enum CheckoutError {
     ShippingFailed(String),
     #[error("{0} is not one of the offered shipping rates")]
     UnknownRate(String),
+    #[error("an earlier attempt of this order is still being processed")]
+    InProgress,
     #[error("no such order")]
     OrderNotFound,
     #[error("the order is {0} and cannot be refunded")]
@@ -61,6 +63,7 @@ impl From<ReserveError> for CheckoutError {
     fn from(e: ReserveError) -> Self {
         match e {
             ReserveError::OutOfStock { sku, available } => CheckoutError::OutOfStock { sku, available },
+            ReserveError::Exists(_) => CheckoutError::InProgress,
             ReserveError::Store(e) => CheckoutError::Store(e),
         }
     }
@@ -194,6 +197,13 @@ impl Checkout {
             );
             self.orders.save(&mut order, true)?;
             tracing::warn!(order_id = %order.id, "pending order from a previous run failed and its stock restored");
+        }
+        let released = self.orders.release_unfinished_claims()?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "idempotency keys of interrupted checkouts may be retried"
+            );
         }
         self.storage.flush_blocking()
     }

@@ -1,6 +1,6 @@
 //! `/admin/*`: user administration, admins only.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::UserView;
 use super::error::{ApiError, ErrorBody};
+use super::json::ApiQuery;
 use super::session_auth::AdminUser;
 use super::AppState;
 
@@ -40,7 +41,7 @@ pub struct UsersBody {
 pub async fn list_users(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<UsersBody>, ApiError> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

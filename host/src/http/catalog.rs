@@ -1,6 +1,6 @@
 //! `/products`: the public catalog, admin-only writes, and full-text search.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::rfc3339;
 use super::error::{ApiError, ErrorBody};
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiQuery};
 use super::session_auth::AdminUser;
 use super::AppState;
 use crate::catalog::{NewProduct, Product, ProductPatch};
@@ -96,7 +96,7 @@ pub struct ListParams {
     responses((status = 200, body = ProductsBody), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(p): Query<ListParams>,
+    ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<ProductsBody>, ApiError> {
     let limit = check_limit(p.limit)?;
     let mut items = state.catalog.list(p.cursor.as_deref(), limit + 1)?;
@@ -193,7 +193,7 @@ pub struct SearchParams {
     responses((status = 200, body = ProductsBody), (status = 400, body = ErrorBody)))]
 pub async fn search(
     State(state): State<AppState>,
-    Query(p): Query<SearchParams>,
+    ApiQuery(p): ApiQuery<SearchParams>,
 ) -> Result<Json<ProductsBody>, ApiError> {
     let limit = check_limit(p.limit)?;
     let text = p.q.unwrap_or_default();

@@ -1,7 +1,7 @@
 //! `/contacts`: the caller's own address book. Another user's contact is a 404, never a
 //! 403, so ids do not leak.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::rfc3339;
 use super::error::{ApiError, ErrorBody};
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiQuery};
 use super::session_auth::CurrentUser;
 use super::AppState;
 use crate::contacts::{ListQuery, NewContact, SortOrder};
@@ -99,7 +99,7 @@ pub struct ContactsBody {
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(p): CurrentUser,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<ContactsBody>, ApiError> {
     let bad = |message: &str| ApiError::BadRequest {
         code: "invalid_query",

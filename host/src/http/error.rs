@@ -433,6 +433,7 @@ fn checkout_parts(e: &CheckoutError) -> (StatusCode, String, String, Option<Stri
         }
         CheckoutError::PaymentFailed(_) => (StatusCode::BAD_GATEWAY, "payment_failed"),
         CheckoutError::ShippingFailed(_) => (StatusCode::BAD_GATEWAY, "shipping_failed"),
+        CheckoutError::InProgress => (StatusCode::CONFLICT, "request_in_progress"),
         CheckoutError::OrderNotFound => (StatusCode::NOT_FOUND, "order_not_found"),
         CheckoutError::NotRefundable(_) => (StatusCode::CONFLICT, "not_refundable"),
         CheckoutError::NotShipped => (StatusCode::CONFLICT, "not_shipped"),

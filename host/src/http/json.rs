@@ -40,3 +40,24 @@ where
         }
     }
 }
+
+/// `ApiQuery<T>`: axum's `Query` extractor with our JSON errors instead of plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::BadRequest {
+                code: "invalid_query",
+                message: rejection.body_text(),
+            }),
+        }
+    }
+}

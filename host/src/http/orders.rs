@@ -3,10 +3,11 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use super::json::ApiQuery;
 use super::orders_view::{OrderBody, OrderView};
 use super::session_auth::{AdminUser, CurrentUser};
 use super::AppState;
@@ -25,22 +26,49 @@ pub fn router() -> Router<AppState> {
 #[derive(Serialize, ToSchema)]
 pub struct OrdersBody {
     orders: Vec<OrderView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    next_cursor: Option<String>,
 }
 
-/// The caller's orders, newest first.
-#[utoipa::path(get, path = "/orders", tag = "orders", security(("session" = [])),
-    responses((status = 200, body = OrdersBody), (status = 401, body = ErrorBody)))]
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// 1-100, default 20.
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The caller's orders, newest first, paginated.
+#[utoipa::path(get, path = "/orders", tag = "orders", security(("session" = [])), params(ListParams),
+    responses((status = 200, body = OrdersBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(p): CurrentUser,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<OrdersBody>, ApiError> {
-    let orders = state.checkout.orders().for_user(&p.user.id)?;
+    let bad = |message: &str| ApiError::BadRequest {
+        code: "invalid_query",
+        message: message.to_string(),
+    };
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(bad("limit must be between 1 and 100"));
+    }
+    let before = match params.cursor {
+        Some(c) => Some(hex::decode(c).map_err(|_| bad("not a cursor from this API"))?),
+        None => None,
+    };
+    let (orders, next) = state
+        .checkout
+        .orders()
+        .page_for_user(&p.user.id, before.as_deref(), limit)?;
     Ok(Json(OrdersBody {
         orders: orders.into_iter().map(OrderView::from).collect(),
+        next_cursor: next.map(hex::encode),
     }))
 }
 
-/// One of the caller's orders (another user's is a 404).
 fn own(state: &AppState, user_id: &str, id: &str) -> Result<OrderRecord, ApiError> {
     match state.checkout.orders().get(id)? {
         Some(o) if o.user_id == user_id => Ok(o),

@@ -1,6 +1,6 @@
 //! `GET /weather`: normalized conditions from the configured weather-plugin, cached.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
+use super::json::ApiQuery;
 use super::AppState;
 use crate::domain::RequestId;
 use crate::weather::{Place, WeatherReport};
@@ -39,7 +40,7 @@ pub struct WeatherParams {
 pub async fn weather(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
-    Query(p): Query<WeatherParams>,
+    ApiQuery(p): ApiQuery<WeatherParams>,
 ) -> Result<Response, ApiError> {
     let place = match (p.lat, p.lon, p.city) {
         (Some(lat), Some(lon), None) => Place::coordinates(lat, lon)?,

@@ -112,12 +112,26 @@ pub struct OrderRecord {
     pub created_at: i64,
     /// Set once the reserved units went back to stock, so they never go back twice.
     pub stock_released: bool,
+    /// How many earlier attempts of this order were charged and refunded; each new
+    /// attempt charges under a new provider idempotency key (see `charge_key`).
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 impl OrderRecord {
     pub fn transition(&mut self, status: OrderStatus, at: i64, note: Option<String>) {
         self.status = status;
         self.history.push(Transition { status, at, note });
+    }
+
+    /// The idempotency key the payment provider sees for this attempt: a re-drive of an
+    /// interrupted attempt sends the same key (the provider replays the first charge
+    /// instead of making a second), a new attempt after a refund a new one.
+    pub fn charge_key(&self) -> String {
+        match self.attempt {
+            0 => format!("plinth-{}", self.id),
+            n => format!("plinth-{}-a{n}", self.id),
+        }
     }
 }
 
@@ -144,6 +158,8 @@ pub struct StoredResponse {
 pub enum ReserveError {
     #[error("only {available} of {sku} left")]
     OutOfStock { sku: String, available: u64 },
+    #[error("order {0} already exists")]
+    Exists(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -215,10 +231,13 @@ impl SledOrders {
         let index = user_key(&order.user_id, order.created_at, &order.id);
         (&self.stock, &self.orders, &self.user_orders)
             .transaction(|(stock, orders, user_orders)| {
+                if orders.get(order.id.as_bytes())?.is_some() {
+                    return Err(Abortable::Abort(None));
+                }
                 for (sku, qty) in &wanted {
                     let have = stock_of(stock.get(sku.as_bytes())?);
                     if have < *qty {
-                        return Err(Abortable::Abort((sku.to_string(), have)));
+                        return Err(Abortable::Abort(Some((sku.to_string(), have))));
                     }
                     stock.insert(sku.as_bytes(), &(have - qty).to_be_bytes())?;
                 }
@@ -226,7 +245,12 @@ impl SledOrders {
                 user_orders.insert(index.as_slice(), order.id.as_bytes())?;
                 Ok(())
             })
-            .map_err(|e| tx_error(e, |(sku, available)| ReserveError::OutOfStock { sku, available }))
+            .map_err(|e| {
+                tx_error(e, |short| match short {
+                    Some((sku, available)) => ReserveError::OutOfStock { sku, available },
+                    None => ReserveError::Exists(order.id.clone()),
+                })
+            })
     }
 
     /// Saves an order, returning its units to stock first when `release` is set and
@@ -317,6 +341,40 @@ impl SledOrders {
         Ok(out)
     }
 
+    /// A page of a user's orders, newest first: at most `limit` orders older than the
+    /// `before` position (a position returned by an earlier page), and the position to
+    /// continue from when more remain.
+    pub fn page_for_user(
+        &self,
+        user_id: &str,
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<OrderRecord>, Option<Vec<u8>>), StoreError> {
+        let prefix = format!("{user_id}/").into_bytes();
+        let end = match before {
+            Some(b) if b.starts_with(&prefix) => b.to_vec(),
+            Some(_) => return Ok((Vec::new(), None)),
+            None => {
+                let mut end = prefix.clone();
+                *end.last_mut().expect("non-empty") += 1;
+                end
+            }
+        };
+        let mut out = Vec::new();
+        let mut last_key = None;
+        for item in self.user_orders.range(prefix..end).rev() {
+            let (key, id) = item?;
+            if out.len() == limit {
+                return Ok((out, last_key));
+            }
+            if let Some(o) = self.get(&String::from_utf8_lossy(&id))? {
+                out.push(o);
+                last_key = Some(key.to_vec());
+            }
+        }
+        Ok((out, None))
+    }
+
     /// Every order in a state, for recovery.
     pub fn with_status(&self, status: OrderStatus) -> Result<Vec<OrderRecord>, StoreError> {
         let mut out = Vec::new();
@@ -393,6 +451,22 @@ impl SledOrders {
     pub fn release_claim(&self, key: &str) -> Result<(), StoreError> {
         self.idempotency.remove(key.as_bytes())?;
         Ok(())
+    }
+
+    /// Forgets every claim still waiting for its response: at start-up these belong to
+    /// requests that died with the previous process, and their retries may go ahead at
+    /// once (their orders were recovered first). Returns how many.
+    pub fn release_unfinished_claims(&self) -> Result<usize, StoreError> {
+        let mut released = 0;
+        for item in self.idempotency.iter() {
+            let (k, v) = item?;
+            let rec: IdempotencyRecord = decode(&v)?;
+            if rec.response.is_none() {
+                self.idempotency.remove(k)?;
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     /// Drops idempotency records older than `max_age_ms`; returns how many.
