@@ -199,8 +199,10 @@ struct RawPlugin {
     name: PluginName,
     world: World,
     source: PathBuf,
+    /// Parsed after `${ENV}` expansion (a base URL from the environment needs its host
+    /// allowed too).
     #[serde(default)]
-    allowed_hosts: Vec<AllowedHost>,
+    allowed_hosts: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -391,6 +393,16 @@ fn resolve_plugin(
             "only http-plugin routes are called by clients directly",
         ));
     }
+    let allowed_hosts = p
+        .allowed_hosts
+        .iter()
+        .map(|raw| {
+            let expanded = expand(raw, env)
+                .map_err(|e| ConfigError::invalid(&section, "allowed_hosts", e.to_string()))?;
+            AllowedHost::parse(&expanded)
+                .map_err(|e| ConfigError::invalid(&section, "allowed_hosts", format!("{expanded}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let limits = p
         .limits
         .resolve()
@@ -419,7 +431,7 @@ fn resolve_plugin(
         name: p.name,
         world: p.world,
         source,
-        allowed_hosts: p.allowed_hosts,
+        allowed_hosts,
         limits,
         auth: p.auth.unwrap_or_default(),
         values,

@@ -42,7 +42,7 @@ data_dir = "./data"
 name = "hello"
 world = "http-plugin"
 source = "hello.wasm"
-allowed_hosts = ["api.example.com", "127.0.0.1:9000"]
+allowed_hosts = ["api.example.com", "127.0.0.1:9000", "${API_HOST:-*.example.org}"]
 limits = { timeout_ms = 250, memory_mib = 8 }
 config = { greeting = "hi", key = "${SECRET}", port = 8080 }
 "#;
@@ -60,7 +60,8 @@ fn parses_a_good_file_and_resolves_paths_and_secrets() {
     assert_eq!(p.limits.memory_bytes, 8 << 20);
     assert_eq!(p.values["key"], "s3cret");
     assert_eq!(p.values["port"], "8080");
-    assert_eq!(p.allowed_hosts.len(), 2);
+    let hosts: Vec<String> = p.allowed_hosts.iter().map(|h| h.to_string()).collect();
+    assert_eq!(hosts, ["api.example.com", "127.0.0.1:9000", "*.example.org"]);
 }
 
 #[test]
@@ -119,6 +120,9 @@ fn bad_files_name_the_plugin_and_field() {
     let twice = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[plugin]]").unwrap()..]);
     let e = error_of(&twice);
     assert!(e.contains("defined twice"), "{e}");
+
+    let e = error_of(&GOOD.replace("127.0.0.1:9000", "http://x/"));
+    assert!(e.contains("allowed_hosts") && e.contains("http://x/"), "{e}");
 
     let pure = GOOD.replace("http-plugin", "rules-plugin");
     let e = error_of(&pure);
