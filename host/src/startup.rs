@@ -111,7 +111,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state.clone();
-        let sweeper = tokio::spawn(sweep_expired_sessions(state.clone()));
+        let sweeper = tokio::spawn(sweep_expired(state.clone()));
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
@@ -134,9 +134,9 @@ impl Application {
     }
 }
 
-/// Removes expired sessions every ten minutes (they are refused on use anyway; this
-/// keeps the table small).
-async fn sweep_expired_sessions(state: AppState) {
+/// Every ten minutes removes expired sessions (they are refused on use anyway; this
+/// keeps the table small) and idempotency keys past their TTL.
+async fn sweep_expired(state: AppState) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
     every.tick().await;
     loop {
@@ -145,6 +145,12 @@ async fn sweep_expired_sessions(state: AppState) {
         match tokio::task::spawn_blocking(move || s.auth.sweep_expired()).await {
             Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
             Ok(Err(e)) => tracing::warn!(error = %e, "session sweep failed"),
+            _ => {}
+        }
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || s.checkout.sweep_idempotency()).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "expired idempotency keys removed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "idempotency sweep failed"),
             _ => {}
         }
     }

@@ -14,6 +14,18 @@ use crate::runtime::bindings::rules::exports::plinth::plugin::checkout_rules as 
 use crate::runtime::bindings::shipping::exports::plinth::plugin::shipping_provider as ship;
 use crate::store::{Address, OrderAdjustment, OrderRecord, OrderStatus, Payment, Shipment};
 
+/// A payment plugin's error value as people read it: `unavailable: connection refused`.
+pub fn describe_payment_error(e: &pay::PaymentError) -> String {
+    let (kind, message) = match e {
+        pay::PaymentError::Declined(m) => ("declined", m),
+        pay::PaymentError::Invalid(m) => ("invalid", m),
+        pay::PaymentError::Unavailable(m) => ("unavailable", m),
+        pay::PaymentError::Upstream(m) => ("upstream", m),
+        pay::PaymentError::Internal(m) => ("internal", m),
+    };
+    format!("{kind}: {message}")
+}
+
 enum Earlier {
     None,
     Finished(Box<OrderRecord>),
@@ -133,7 +145,9 @@ impl Checkout {
             .shipping_rates(plugin, from, ship_address(address), vec![parcel], rid)
             .await
             .map_err(|e| match e.kind {
-                crate::runtime::InvokeErrorKind::Guest(g) => CheckoutError::ShippingFailed(format!("{g:?}")),
+                crate::runtime::InvokeErrorKind::Guest(g) => {
+                    CheckoutError::ShippingFailed(crate::runtime::describe_guest_error(&g))
+                }
                 _ => CheckoutError::Plugin(e),
             })?
             .value;
@@ -271,7 +285,7 @@ impl Checkout {
                 return Err(match outcome {
                     Ok(Ok(_)) => CheckoutError::RequiresAction,
                     Ok(Err(pay::PaymentError::Declined(m))) => CheckoutError::Declined(m),
-                    Ok(Err(other)) => CheckoutError::PaymentFailed(format!("{other:?}")),
+                    Ok(Err(other)) => CheckoutError::PaymentFailed(describe_payment_error(&other)),
                     Err(e) => CheckoutError::Plugin(e),
                 });
             }
@@ -362,7 +376,9 @@ impl Checkout {
                 )
                 .await?
                 .value
-                .map_err(|e| CheckoutError::PaymentFailed(format!("refund failed: {e:?}")))?;
+                .map_err(|e| {
+                    CheckoutError::PaymentFailed(format!("refund failed: {}", describe_payment_error(&e)))
+                })?;
             if let Some(p) = order.payment.as_mut() {
                 p.refund_id = Some(refunded.provider_id);
             }

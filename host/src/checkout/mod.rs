@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-pub use flow::{order_id_for, Quote};
+pub use flow::{describe_payment_error, order_id_for, Quote};
 pub use pricing::{LineRequest, Priced};
 
 use crate::auth::now_ms;
@@ -206,6 +206,12 @@ impl Checkout {
             );
         }
         self.storage.flush_blocking()
+    }
+
+    /// Forgets answered idempotency keys older than `[checkout] idempotency_ttl_hours`.
+    pub fn sweep_idempotency(&self) -> Result<usize, StoreError> {
+        let ttl = i64::try_from(self.config.idempotency_ttl.as_millis()).unwrap_or(i64::MAX);
+        self.orders.expire_idempotency(now_ms(), ttl)
     }
 
     pub fn orders(&self) -> &SledOrders {

@@ -59,7 +59,7 @@ pub async fn receive(
         .map_err(|e| {
             let message = match e {
                 pay::PaymentError::Invalid(m) => m,
-                other => format!("{other:?}"),
+                other => crate::checkout::describe_payment_error(&other),
             };
             tracing::warn!(plugin = %plugin.name(), reason = %message, "webhook refused");
             ApiError::BadRequest {

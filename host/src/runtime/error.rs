@@ -58,7 +58,7 @@ pub enum InvokeErrorKind {
     Busy,
     #[error("is a {actual} plugin, not a {expected}")]
     WrongWorld { expected: World, actual: World },
-    #[error("returned an error: {0:?}")]
+    #[error("returned an error: {}", describe_guest_error(.0))]
     Guest(GuestError),
     #[error("returned an invalid response: {0}")]
     BadResponse(String),
@@ -71,4 +71,19 @@ impl InvokeError {
             kind,
         }
     }
+}
+
+/// A plugin's error value as people read it: `upstream: the API answered 500`.
+pub fn describe_guest_error(e: &GuestError) -> String {
+    let (kind, message) = match e {
+        GuestError::Invalid(m) => ("invalid", m),
+        GuestError::Denied(m) => ("denied", m),
+        GuestError::NotFound(m) => ("not found", m),
+        GuestError::Unavailable(m) => ("unavailable", m),
+        GuestError::Upstream(m) => ("upstream", m),
+        GuestError::Timeout(m) => ("timeout", m),
+        GuestError::LimitExceeded(m) => ("limit exceeded", m),
+        GuestError::Internal(m) => ("internal", m),
+    };
+    format!("{kind}: {message}")
 }

@@ -18,7 +18,7 @@ mod worlds;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use error::{InvokeError, InvokeErrorKind, LoadError};
+pub use error::{describe_guest_error, InvokeError, InvokeErrorKind, LoadError};
 pub use invoke::Completed;
 pub use registry::{Plugin, PluginCaps};
 pub use state::PluginState;

@@ -483,3 +483,7 @@ impl SledOrders {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+#[path = "orders_tests.rs"]
+mod tests;

@@ -1,0 +1,148 @@
+//! SledOrders: reservations never oversell or duplicate, idempotency claims, pages.
+
+use super::*;
+
+fn open() -> (sled::Db, SledOrders) {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let orders = SledOrders::open(&db).unwrap();
+    (db, orders)
+}
+
+fn order(id: &str, user: &str, created_at: i64, sku: &str, quantity: u32) -> OrderRecord {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "user_id": user, "status": "pending", "currency": "USD",
+        "subtotal": 100 * i64::from(quantity), "total": 100 * i64::from(quantity),
+        "lines": [{ "sku": sku, "name": "Thing", "quantity": quantity,
+                    "unit_price": { "amount": 100, "currency": "USD" }, "total": 100 * i64::from(quantity) }],
+        "adjustments": [],
+        "shipping_address": { "name": "A", "line1": "B", "line2": null, "city": "C", "region": null,
+                              "postal_code": "1", "country": "US", "phone": null, "email": null },
+        "shipment": null, "payment": null, "history": [], "created_at": created_at, "stock_released": false
+    }))
+    .unwrap()
+}
+
+fn set_stock(db: &sled::Db, sku: &str, n: u64) {
+    db.open_tree("stock")
+        .unwrap()
+        .insert(sku, &n.to_be_bytes())
+        .unwrap();
+}
+
+#[test]
+fn reserve_takes_stock_once_and_refuses_a_second_order_with_the_same_id() {
+    let (db, orders) = open();
+    set_stock(&db, "SKU", 3);
+    orders.reserve(&order("o1", "u", 1, "SKU", 2)).unwrap();
+    assert_eq!(orders.stock("SKU").unwrap(), 1);
+    assert!(matches!(
+        orders.reserve(&order("o1", "u", 2, "SKU", 1)),
+        Err(ReserveError::Exists(id)) if id == "o1"
+    ));
+    assert!(matches!(
+        orders.reserve(&order("o2", "u", 3, "SKU", 2)),
+        Err(ReserveError::OutOfStock { available: 1, .. })
+    ));
+    assert_eq!(
+        orders.stock("SKU").unwrap(),
+        1,
+        "failed reservations change nothing"
+    );
+
+    let mut o1 = orders.get("o1").unwrap().unwrap();
+    o1.transition(OrderStatus::Failed, 5, None);
+    orders.save(&mut o1, true).unwrap();
+    orders.save(&mut o1, true).unwrap();
+    assert_eq!(orders.stock("SKU").unwrap(), 3, "stock goes back exactly once");
+    orders.discard(&o1).unwrap();
+    assert_eq!(orders.stock("SKU").unwrap(), 3);
+    assert!(orders.get("o1").unwrap().is_none());
+}
+
+#[test]
+fn charge_keys_change_only_with_the_attempt() {
+    let mut o = order("abc", "u", 1, "SKU", 1);
+    assert_eq!(o.charge_key(), "plinth-abc");
+    o.attempt = 2;
+    assert_eq!(o.charge_key(), "plinth-abc-a2");
+}
+
+#[test]
+fn claims_replay_mismatch_take_over_and_expire() {
+    let (_db, orders) = open();
+    assert!(matches!(
+        orders.claim("k", "h1", "o", 1_000, 60_000).unwrap(),
+        Claim::Fresh
+    ));
+    assert!(matches!(
+        orders.claim("k", "h1", "o", 2_000, 60_000).unwrap(),
+        Claim::InFlight
+    ));
+    assert!(matches!(
+        orders.claim("k", "h2", "o", 2_000, 60_000).unwrap(),
+        Claim::Mismatch
+    ));
+    // A claim with no answer for longer than the abandonment window is taken over.
+    assert!(matches!(
+        orders.claim("k", "h1", "o", 70_000, 60_000).unwrap(),
+        Claim::Fresh
+    ));
+    // After a restart every unanswered claim is released at once.
+    assert!(matches!(
+        orders.claim("j", "h", "p", 1_000, 60_000).unwrap(),
+        Claim::Fresh
+    ));
+    assert_eq!(orders.release_unfinished_claims().unwrap(), 2);
+    assert!(matches!(
+        orders.claim("j", "h", "p", 1_500, 60_000).unwrap(),
+        Claim::Fresh
+    ));
+    let answer = StoredResponse {
+        status: 201,
+        body: "{}".into(),
+    };
+    orders.complete("j", answer).unwrap();
+    assert_eq!(
+        orders.release_unfinished_claims().unwrap(),
+        0,
+        "answered keys stay"
+    );
+    assert!(matches!(orders.claim("j", "h", "p", 2_000, 60_000).unwrap(), Claim::Done(r) if r.status == 201));
+    assert_eq!(
+        orders.expire_idempotency(10_000, 60_000).unwrap(),
+        0,
+        "younger than the TTL"
+    );
+    assert_eq!(orders.expire_idempotency(100_000, 60_000).unwrap(), 1);
+    assert!(matches!(
+        orders.claim("j", "h", "p", 100_000, 60_000).unwrap(),
+        Claim::Fresh
+    ));
+}
+
+#[test]
+fn pages_list_a_users_orders_newest_first() {
+    let (db, orders) = open();
+    set_stock(&db, "SKU", 100);
+    for i in 0..5 {
+        orders
+            .reserve(&order(&format!("a{i}"), "alice", 10 + i, "SKU", 1))
+            .unwrap();
+    }
+    orders.reserve(&order("b0", "bob", 12, "SKU", 1)).unwrap();
+    let ids = |v: &[OrderRecord]| v.iter().map(|o| o.id.clone()).collect::<Vec<_>>();
+    let (first, next) = orders.page_for_user("alice", None, 2).unwrap();
+    assert_eq!(ids(&first), ["a4", "a3"]);
+    let (second, next) = orders.page_for_user("alice", next.as_deref(), 2).unwrap();
+    assert_eq!(ids(&second), ["a2", "a1"]);
+    let (last, next) = orders.page_for_user("alice", next.as_deref(), 2).unwrap();
+    assert_eq!(ids(&last), ["a0"]);
+    assert!(next.is_none());
+    let (exact, next) = orders.page_for_user("bob", None, 1).unwrap();
+    assert_eq!(ids(&exact), ["b0"]);
+    assert!(next.is_none(), "no empty last page");
+    // Another user's position gives nothing.
+    let (_, alice_next) = orders.page_for_user("alice", None, 1).unwrap();
+    let (stolen, _) = orders.page_for_user("bob", alice_next.as_deref(), 5).unwrap();
+    assert!(stolen.is_empty());
+}
