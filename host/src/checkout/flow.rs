@@ -440,6 +440,12 @@ impl Checkout {
             pay::WebhookEvent::Ignored(_) => return Ok(false),
         };
         let Some(mut order) = self.orders.by_payment(provider_id)? else {
+            if matches!(event, pay::WebhookEvent::PaymentSucceeded(_)) {
+                // Money arrived for no recorded order: a charge whose order was cut off
+                // by a crash before it was recorded, and never retried. An operator must
+                // refund or match it.
+                tracing::warn!(provider_id = %provider_id, "payment succeeded for no known order; reconcile by hand");
+            }
             return Ok(false);
         };
         if !from.contains(&order.status) {
