@@ -58,6 +58,9 @@ enum Command {
         /// Do nothing if the catalog already has products.
         #[arg(long)]
         if_empty: bool,
+        /// Give every product this stock instead of the demo's 0-250 (e.g. for load tests).
+        #[arg(long)]
+        stock: Option<u64>,
     },
     /// Account administration (with the server stopped: the database is single-process).
     User {
@@ -112,7 +115,16 @@ pub fn run(cli: Cli) -> ExitCode {
             data_dir,
             count,
             if_empty,
-        } => seed(config, data_dir, count, if_empty),
+            stock,
+        } => seed(
+            config,
+            data_dir,
+            SeedOptions {
+                count,
+                if_empty,
+                stock,
+            },
+        ),
         Command::User {
             command:
                 UserCommand::Create {
@@ -176,7 +188,18 @@ fn create_user(path: PathBuf, data_dir: Option<PathBuf>, name: String, admin: bo
     })
 }
 
-fn seed(path: PathBuf, data_dir: Option<PathBuf>, count: usize, if_empty: bool) -> ExitCode {
+struct SeedOptions {
+    count: usize,
+    if_empty: bool,
+    stock: Option<u64>,
+}
+
+fn seed(path: PathBuf, data_dir: Option<PathBuf>, opts: SeedOptions) -> ExitCode {
+    let SeedOptions {
+        count,
+        if_empty,
+        stock,
+    } = opts;
     let overrides = Overrides {
         listen: None,
         data_dir,
@@ -204,7 +227,10 @@ fn seed(path: PathBuf, data_dir: Option<PathBuf>, count: usize, if_empty: bool) 
             return ExitCode::SUCCESS;
         }
         let mut added = 0;
-        let products = crate::catalog::seed::demo_products(count);
+        let mut products = crate::catalog::seed::demo_products(count);
+        if let Some(stock) = stock {
+            products.iter_mut().for_each(|p| p.stock = stock);
+        }
         let mut chunks = products.into_iter().peekable();
         while chunks.peek().is_some() {
             let chunk: Vec<_> = chunks.by_ref().take(5_000).collect();

@@ -8,6 +8,8 @@
 
 mod bound;
 mod ceiling;
+mod checkout;
+mod fake_gateway;
 mod load;
 mod machine;
 mod preflight;
@@ -193,8 +195,23 @@ fn bench_in(
         .iter()
         .map(|(name, world, path)| (*name, *world, path.as_path()))
         .collect();
+    // Lives until the end of the run.
+    let gateway = match scenario.fake_gateway {
+        true => Some(fake_gateway::FakeGateway::start()?),
+        false => None,
+    };
+    let mut config_text = server::render_config(&config);
+    config_text.push_str(
+        &scenario
+            .extra_config
+            .replace("{plugins}", &plugin_dir.to_string_lossy())
+            .replace(
+                "{gateway}",
+                &gateway.as_ref().map(|g| g.authority()).unwrap_or_default(),
+            ),
+    );
     let config_path = run_dir.join("plinth.toml");
-    std::fs::write(&config_path, server::render_config(&config))
+    std::fs::write(&config_path, config_text)
         .with_context(|| format!("could not write {}", config_path.display()))?;
     let data_dir = run_dir.join("data");
     std::fs::create_dir_all(&data_dir).with_context(|| format!("could not create {}", data_dir.display()))?;
@@ -238,7 +255,7 @@ fn bench_in(
         .enable_all()
         .build()
         .context("could not start the load generator's runtime")?;
-    runtime
+    let scenario = &runtime
         .block_on(preflight::prepare(server.addr, scenario))
         .map_err(|e| anyhow!("{e:#}\n{}", server.stderr_tail()))?;
 
@@ -249,6 +266,9 @@ fn bench_in(
     };
     let measured = rounds::measure(&runtime, &mut server, scenario, &settings, load, machine.nproc)?;
     drop(server);
+    if let Some(g) = &gateway {
+        println!("fake gateway: {} charges", g.charges());
+    }
     let concluded = rounds::conclude(scenario, &measured)?;
 
     let results = Results {

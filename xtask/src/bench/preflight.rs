@@ -14,10 +14,41 @@ use super::scenario::{Expect, RequestSpec, Scenario};
 /// How much of an unexpected response body an error message shows.
 const BODY_SNIPPET: usize = 300;
 
-pub async fn prepare(addr: SocketAddr, scenario: &Scenario) -> Result<()> {
+/// Sends the setup requests, fills the variables they capture into the measured
+/// requests, and checks each distinct measured request once. Returns the scenario with
+/// its variables filled in.
+pub async fn prepare(addr: SocketAddr, scenario: &Scenario) -> Result<Scenario> {
+    let mut scenario = scenario.clone();
     for setup in &scenario.setup {
-        send_checked(addr, "setup", &setup.request, &setup.also_ok).await?;
+        let body = send_checked(addr, "setup", &setup.request, &setup.also_ok).await?;
+        if let Some(capture) = setup.capture {
+            let value = captured(&body, capture.field)
+                .with_context(|| format!("setup request {}", setup.request.label()))?;
+            for phase in &mut scenario.phases {
+                for m in &mut phase.measurements {
+                    for spec in &mut m.requests {
+                        spec.substitute(capture.var, &value)?;
+                    }
+                }
+            }
+        }
     }
+    check_measured(addr, &scenario).await?;
+    Ok(scenario)
+}
+
+/// The string field `field` of a JSON body.
+pub fn captured(body: &[u8], field: &str) -> Result<String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).context("answered something else than JSON")?;
+    value
+        .get(field)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("answered JSON without a string `{field}`"))
+}
+
+async fn check_measured(addr: SocketAddr, scenario: &Scenario) -> Result<()> {
     let mut sent: Vec<&RequestSpec> = Vec::new();
     for m in scenario.measurements() {
         let mut answers: Vec<(String, Bytes)> = Vec::new();
@@ -136,6 +167,13 @@ pub fn check_hits(measurement: &str, hits: &[(String, usize)], min_with_hits: f6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captures_string_fields() {
+        assert_eq!(captured(br#"{"token":"abc","user":{}}"#, "token").unwrap(), "abc");
+        assert!(captured(br#"{"token":7}"#, "token").is_err());
+        assert!(captured(b"<html>", "token").is_err());
+    }
 
     #[test]
     fn counts_products_in_json() {

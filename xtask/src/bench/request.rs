@@ -14,6 +14,26 @@ pub struct RequestSpec {
     pub path: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
+    /// A header sent with a value unique to each request (e.g. `Idempotency-Key`).
+    pub unique_header: Option<HeaderName>,
+}
+
+/// Distinct per xtask process: the start time in nanoseconds and the process id.
+fn run_nonce() -> &'static str {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NONCE.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{nanos:x}-{:x}", std::process::id())
+    })
+}
+
+/// `bench-<run nonce>-<n>`, a new `n` every call.
+pub fn unique_value() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("bench-{}-{n}", run_nonce())
 }
 
 impl RequestSpec {
@@ -23,6 +43,7 @@ impl RequestSpec {
             path: path.into(),
             headers: Vec::new(),
             body: Bytes::new(),
+            unique_header: None,
         }
     }
 
@@ -37,8 +58,28 @@ impl RequestSpec {
             .with_body(body.to_string())
     }
 
+    /// Sends `name` with a value unique to every request built from this spec.
+    pub fn with_unique_header(mut self, name: &'static str) -> Self {
+        self.unique_header = Some(HeaderName::from_static(name));
+        self
+    }
+
+    /// Replaces `{var}` in header values with `value` (e.g. a session token captured
+    /// during setup); fails if the result is not a valid header value.
+    pub fn substitute(&mut self, var: &str, value: &str) -> Result<()> {
+        let pattern = format!("{{{var}}}");
+        for (name, v) in &mut self.headers {
+            let text = v.to_str().unwrap_or_default();
+            if text.contains(&pattern) {
+                let replaced = text.replace(&pattern, value);
+                *v = HeaderValue::from_str(&replaced)
+                    .with_context(|| format!("invalid value for header {name} after substituting {var}"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a header; fails on a name or value HTTP does not allow.
-    #[allow(dead_code)] // for the coming checkout scenario (session cookies)
     pub fn with_header(mut self, name: &str, value: &str) -> Result<Self> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .with_context(|| format!("invalid header name {name:?}"))?;
@@ -66,6 +107,9 @@ impl RequestSpec {
             .header(HOST, authority);
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
+        }
+        if let Some(name) = &self.unique_header {
+            builder = builder.header(name, unique_value());
         }
         builder
             .body(Full::new(self.body.clone()))
@@ -111,6 +155,29 @@ mod tests {
         assert_eq!(req.headers()[CONTENT_TYPE], "application/json");
         assert_eq!(req.headers()["x-request-id"], "bench");
         assert_eq!(spec.body, Bytes::from_static(br#"{"username":"ada"}"#));
+    }
+
+    #[test]
+    fn unique_headers_differ_per_request_and_variables_are_substituted() {
+        let mut spec = RequestSpec::get("/checkout")
+            .with_unique_header("idempotency-key")
+            .with_header("authorization", "Bearer {token}")
+            .expect("valid header");
+        spec.substitute("token", "abc123").expect("valid value");
+        let a = spec.to_request("h").expect("builds");
+        let b = spec.to_request("h").expect("builds");
+        assert_eq!(a.headers()["authorization"], "Bearer abc123");
+        let (ka, kb) = (&a.headers()["idempotency-key"], &b.headers()["idempotency-key"]);
+        assert_ne!(ka, kb);
+        assert!(ka.to_str().unwrap().starts_with("bench-"));
+        assert!(
+            spec.substitute("token", "bad\nvalue").is_ok(),
+            "no placeholder left"
+        );
+        let mut again = RequestSpec::get("/")
+            .with_header("authorization", "Bearer {token}")
+            .unwrap();
+        assert!(again.substitute("token", "bad\nvalue").is_err());
     }
 
     #[test]

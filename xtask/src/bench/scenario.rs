@@ -20,7 +20,7 @@ use super::ceiling::{self, Argon2Cost};
 pub use super::ratio::{Figure, Ratio, Target};
 use super::report::ProbeReport;
 pub use super::request::RequestSpec;
-use super::search;
+use super::{checkout, search};
 
 /// What the scenarios are built from (command-line options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +149,15 @@ pub struct SetupRequest {
     pub request: RequestSpec,
     /// Statuses that count as done besides 2xx (e.g. 409: the user already exists).
     pub also_ok: Vec<StatusCode>,
+    /// A string field of the JSON answer to keep, and the variable whose `{name}` it
+    /// replaces in the measured requests' headers (e.g. a session token).
+    pub capture: Option<Capture>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capture {
+    pub field: &'static str,
+    pub var: &'static str,
 }
 
 /// Timed in the xtask process before each round, with the server idle; its rate is
@@ -228,6 +237,11 @@ pub struct Scenario {
     pub phases: Vec<Phase>,
     pub ratios: Vec<Ratio>,
     pub bounds: Vec<Bound>,
+    /// TOML appended to the generated config; `{plugins}` is replaced with the plugin
+    /// directory and `{gateway}` with the fake gateway's `host:port`.
+    pub extra_config: &'static str,
+    /// Start a [`FakeGateway`](super::fake_gateway::FakeGateway) for the run.
+    pub fake_gateway: bool,
 }
 
 impl Scenario {
@@ -302,7 +316,12 @@ impl Scenario {
 
 /// Every scenario, in the order `--list` shows and `--scenario all` runs them.
 pub fn all(options: Options) -> Vec<Scenario> {
-    vec![plugin(), login(), search::scenario(options.products)]
+    vec![
+        plugin(),
+        login(),
+        search::scenario(options.products),
+        checkout::scenario(),
+    ]
 }
 
 /// The scenarios `--scenario name` selects: one, or every one for `all`; an error
@@ -344,10 +363,12 @@ fn plugin() -> Scenario {
             target: None,
         }],
         bounds: Vec::new(),
+        extra_config: "",
+        fake_gateway: false,
     }
 }
 
-const HELLO: PluginMount = PluginMount {
+pub const HELLO: PluginMount = PluginMount {
     name: "hello",
     world: "http-plugin",
     artifact: "hello",
@@ -374,6 +395,7 @@ fn login() -> Scenario {
         .map(|i| SetupRequest {
             request: RequestSpec::json(Method::POST, "/auth/register", &user(i)),
             also_ok: vec![StatusCode::CONFLICT],
+            capture: None,
         })
         .collect();
     let logins: Vec<RequestSpec> = users
@@ -415,6 +437,8 @@ fn login() -> Scenario {
             },
         ],
         bounds: Vec::new(),
+        extra_config: "",
+        fake_gateway: false,
     }
 }
 
@@ -437,10 +461,14 @@ mod tests {
         assert_eq!(names("plugin").ok(), Some(vec!["plugin"]));
         assert_eq!(names("login").ok(), Some(vec!["login"]));
         assert_eq!(names("search").ok(), Some(vec!["search"]));
-        assert_eq!(names("all").ok(), Some(vec!["plugin", "login", "search"]));
+        assert_eq!(names("checkout").ok(), Some(vec!["checkout"]));
+        assert_eq!(
+            names("all").ok(),
+            Some(vec!["plugin", "login", "search", "checkout"])
+        );
         let err = names("nope").unwrap_err().to_string();
         assert!(
-            err.contains("known scenarios: plugin, login, search (or all)"),
+            err.contains("known scenarios: plugin, login, search, checkout (or all)"),
             "{err}"
         );
     }

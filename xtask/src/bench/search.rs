@@ -118,6 +118,8 @@ pub fn scenario(products: usize) -> Scenario {
             figure: Figure::P99("search"),
             target: Target::AtMost(P99_TARGET_US),
         }],
+        extra_config: "",
+        fake_gateway: false,
     }
 }
 
