@@ -78,13 +78,10 @@ impl Checkout {
             .collect();
         let mut purchased: BTreeMap<String, u32> = BTreeMap::new();
         if !self.rules.is_empty() {
-            for order in self.orders.for_user(&p.user.id)? {
-                if order.status.is_sold() {
-                    for l in order.lines {
-                        if lines.iter().any(|x| x.sku == l.sku) {
-                            *purchased.entry(l.sku).or_default() += l.quantity;
-                        }
-                    }
+            let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+            for (sku, units) in self.orders.purchased(&p.user.id, &skus)? {
+                if units > 0 {
+                    purchased.insert(sku, u32::try_from(units).unwrap_or(u32::MAX));
                 }
             }
         }

@@ -182,6 +182,9 @@ pub struct SledOrders {
     user_orders: sled::Tree,
     by_payment: sled::Tree,
     idempotency: sled::Tree,
+    /// `{user_id}/{sku}` → units of that sku in the user's sold orders (for rules such as
+    /// per-customer limits), kept in step by `save`.
+    purchases: sled::Tree,
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -196,6 +199,10 @@ fn stock_of(bytes: Option<sled::IVec>) -> u64 {
     bytes
         .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
         .map_or(0, u64::from_be_bytes)
+}
+
+fn purchase_key(user_id: &str, sku: &str) -> String {
+    format!("{user_id}/{sku}")
 }
 
 fn user_key(user_id: &str, created_at: i64, order_id: &str) -> Vec<u8> {
@@ -217,7 +224,40 @@ impl SledOrders {
             user_orders: db.open_tree("user-orders")?,
             by_payment: db.open_tree("orders-by-payment")?,
             idempotency: db.open_tree("idempotency")?,
+            purchases: db.open_tree("user-purchases")?,
         })
+        .and_then(|o| o.rebuild_purchases_if_missing().map(|()| o))
+    }
+
+    /// Counts purchases from the orders when the counters are absent (a database from
+    /// before they existed).
+    fn rebuild_purchases_if_missing(&self) -> Result<(), StoreError> {
+        if !self.purchases.is_empty() || self.orders.is_empty() {
+            return Ok(());
+        }
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for item in self.orders.iter() {
+            let o: OrderRecord = decode(&item?.1)?;
+            if o.status.is_sold() {
+                for l in &o.lines {
+                    *counts.entry(purchase_key(&o.user_id, &l.sku)).or_default() += u64::from(l.quantity);
+                }
+            }
+        }
+        for (k, n) in counts {
+            self.purchases.insert(k.as_bytes(), &n.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Units of each of `skus` the user bought in orders that count as sold.
+    pub fn purchased(&self, user_id: &str, skus: &[&str]) -> Result<Vec<(String, u64)>, StoreError> {
+        skus.iter()
+            .map(|sku| {
+                let n = stock_of(self.purchases.get(purchase_key(user_id, sku).as_bytes())?);
+                Ok((sku.to_string(), n))
+            })
+            .collect()
     }
 
     /// Takes the order's units out of stock and records it, atomically; nothing changes
@@ -267,12 +307,33 @@ impl SledOrders {
             .map(|l| (l.sku.clone(), u64::from(l.quantity)))
             .collect();
         let payment = order.payment.as_ref().map(|p| p.provider_id.clone());
-        (&self.stock, &self.orders, &self.by_payment)
-            .transaction(|(stock, orders, by_payment)| {
+        let sold_now = order.status.is_sold();
+        let user_id = order.user_id.clone();
+        (&self.stock, &self.orders, &self.by_payment, &self.purchases)
+            .transaction(|(stock, orders, by_payment, purchases)| {
                 if give_back {
                     for (sku, qty) in &lines {
                         let have = stock_of(stock.get(sku.as_bytes())?);
                         stock.insert(sku.as_bytes(), &(have + qty).to_be_bytes())?;
+                    }
+                }
+                let sold_before = match orders.get(order.id.as_bytes())? {
+                    Some(bytes) => decode::<OrderRecord>(&bytes)
+                        .map_err(|_| Abortable::Abort(()))?
+                        .status
+                        .is_sold(),
+                    None => false,
+                };
+                if sold_before != sold_now {
+                    for (sku, qty) in &lines {
+                        let key = purchase_key(&user_id, sku);
+                        let had = stock_of(purchases.get(key.as_bytes())?);
+                        let n = if sold_now {
+                            had + qty
+                        } else {
+                            had.saturating_sub(*qty)
+                        };
+                        purchases.insert(key.as_bytes(), &n.to_be_bytes())?;
                     }
                 }
                 orders.insert(order.id.as_bytes(), record.as_slice())?;
@@ -323,22 +384,6 @@ impl SledOrders {
             Some(id) => self.get(&String::from_utf8_lossy(&id)),
             None => Ok(None),
         }
-    }
-
-    /// A user's orders, newest first.
-    pub fn for_user(&self, user_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut out = Vec::new();
-        for item in self
-            .user_orders
-            .scan_prefix(format!("{user_id}/").as_bytes())
-            .rev()
-        {
-            let (_, id) = item?;
-            if let Some(o) = self.get(&String::from_utf8_lossy(&id))? {
-                out.push(o);
-            }
-        }
-        Ok(out)
     }
 
     /// A page of a user's orders, newest first: at most `limit` orders older than the

@@ -146,3 +146,40 @@ fn pages_list_a_users_orders_newest_first() {
     let (stolen, _) = orders.page_for_user("bob", alice_next.as_deref(), 5).unwrap();
     assert!(stolen.is_empty());
 }
+
+#[test]
+fn purchase_counters_follow_sold_orders() {
+    let (db, orders) = open();
+    set_stock(&db, "SKU", 10);
+    set_stock(&db, "OTHER", 10);
+    let bought = |orders: &SledOrders| orders.purchased("u", &["SKU", "OTHER"]).unwrap();
+    let mut a = order("a", "u", 1, "SKU", 2);
+    orders.reserve(&a).unwrap();
+    assert_eq!(
+        bought(&orders),
+        [("SKU".into(), 0), ("OTHER".into(), 0)],
+        "pending is not sold"
+    );
+    a.transition(OrderStatus::Paid, 2, None);
+    orders.save(&mut a, false).unwrap();
+    a.transition(OrderStatus::Fulfilled, 3, None);
+    orders.save(&mut a, false).unwrap();
+    assert_eq!(
+        bought(&orders)[0],
+        ("SKU".into(), 2),
+        "counted once across sold states"
+    );
+    assert_eq!(orders.purchased("someone-else", &["SKU"]).unwrap()[0].1, 0);
+    a.transition(OrderStatus::Refunded, 4, None);
+    orders.save(&mut a, true).unwrap();
+    assert_eq!(bought(&orders)[0], ("SKU".into(), 0), "a refund takes it back");
+
+    // A database from before the counters gets them rebuilt on open.
+    let mut b = order("b", "u", 5, "OTHER", 3);
+    orders.reserve(&b).unwrap();
+    b.transition(OrderStatus::Paid, 6, None);
+    orders.save(&mut b, false).unwrap();
+    db.open_tree("user-purchases").unwrap().clear().unwrap();
+    let reopened = SledOrders::open(&db).unwrap();
+    assert_eq!(bought(&reopened), [("SKU".into(), 0), ("OTHER".into(), 3)]);
+}
