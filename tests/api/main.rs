@@ -12,6 +12,7 @@ mod durability;
 mod helpers;
 mod hostile;
 mod http_basics;
+mod oidc;
 mod plugin_auth;
 mod plugins;
 mod shop;
