@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::auth::oidc::OAuth;
 use crate::auth::Auth;
 use crate::catalog::{Catalog, CatalogError};
 use crate::checkout::Checkout;
@@ -48,6 +49,7 @@ impl Application {
                 .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))??
         };
         let auth = Auth::new(&storage, &config.auth)?;
+        let oauth = OAuth::new(&config.auth.oauth);
         let contacts = Contacts::new(&storage)?;
         let catalog = {
             let (storage, dir) = (storage.clone(), config.server.data_dir.join("search"));
@@ -83,6 +85,7 @@ impl Application {
         })?;
         let state = AppState::new(AppInner {
             auth,
+            oauth,
             catalog,
             checkout,
             contacts,

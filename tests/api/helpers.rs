@@ -181,8 +181,13 @@ pub async fn spawn_app(plugins: &str) -> TestApp {
 }
 
 pub async fn spawn_app_in(plugins: &str, data_dir: tempfile::TempDir) -> TestApp {
+    spawn_app_at(plugins, data_dir, None).await
+}
+
+/// [`spawn_app_in`] on a given address (for tests that must know the port up front).
+pub async fn spawn_app_at(plugins: &str, data_dir: tempfile::TempDir, listen: Option<SocketAddr>) -> TestApp {
     let overrides = Overrides {
-        listen: None,
+        listen,
         data_dir: Some(data_dir.path().to_path_buf()),
     };
     let config = Config::parse(&config_text(plugins), Path::new("."), &overrides, |k| {

@@ -13,6 +13,7 @@ mod durability;
 mod helpers;
 mod hostile;
 mod http_basics;
+mod oidc;
 mod plugin_auth;
 mod plugins;
 mod shop;

@@ -69,10 +69,45 @@ struct SetupStep {
 /// Everything the tests need besides the plugins, in order. Add a step here (e.g. a
 /// Python venv under `target/` for a fake payment API) and `cargo xtask test` runs it.
 /// Steps should be idempotent and quick when there is nothing to do.
-const SETUP_STEPS: &[SetupStep] = &[SetupStep {
-    name: "localstripe (PyPI) in target/venv-localstripe",
-    run: localstripe,
-}];
+const SETUP_STEPS: &[SetupStep] = &[
+    SetupStep {
+        name: "localstripe (PyPI) in target/venv-localstripe",
+        run: localstripe,
+    },
+    SetupStep {
+        name: "oidc-provider (npm) in tests/oidc/node_modules",
+        run: oidc_provider,
+    },
+];
+
+/// The OpenID Provider the social-login tests run against (node-oidc-provider, pinned
+/// in tests/oidc/package.json and package-lock.json): `npm ci` there, again only when
+/// the lockfile is newer than the installed tree.
+fn oidc_provider(ws: &Workspace) -> Result<()> {
+    let dir = ws.root.join("tests").join("oidc");
+    let lock = dir.join("package-lock.json");
+    let installed = dir.join("node_modules").join(".package-lock.json");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(done), Some(wanted)) = (modified(&installed), modified(&lock)) {
+        if done >= wanted && dir.join("node_modules/oidc-provider/package.json").is_file() {
+            return Ok(());
+        }
+    }
+    for tool in ["node", "npm"] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        anyhow::ensure!(
+            ok,
+            "{tool} is needed to run the OpenID Provider of the social-login tests (Node.js 18+)"
+        );
+    }
+    run(Command::new("npm")
+        .current_dir(&dir)
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]))?;
+    Ok(())
+}
 
 /// The Stripe emulator the checkout tests charge against, pinned.
 const LOCALSTRIPE: &str = "localstripe==1.15.10";

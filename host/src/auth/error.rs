@@ -31,6 +31,20 @@ pub enum AuthError {
     SessionNotFound,
     #[error("no such user")]
     UserNotFound,
+    #[error("this external account is already linked to another user")]
+    IdentityTaken,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<crate::store::AccountError> for AuthError {
+    fn from(e: crate::store::AccountError) -> Self {
+        use crate::store::AccountError;
+        match e {
+            AccountError::UsernameTaken => AuthError::UsernameTaken,
+            AccountError::IdentityTaken => AuthError::IdentityTaken,
+            AccountError::UserNotFound => AuthError::UserNotFound,
+            AccountError::Store(e) => AuthError::Store(e),
+        }
+    }
 }

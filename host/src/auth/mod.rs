@@ -3,6 +3,7 @@
 
 mod error;
 mod hash_pool;
+pub mod oidc;
 mod rate_limit;
 mod tokens;
 
@@ -18,9 +19,7 @@ pub use tokens::SessionToken;
 use crate::config::AuthConfig;
 use crate::domain::{NewPassword, Username};
 use crate::runtime::bindings::Identity;
-use crate::store::{
-    AccountError, AccountStore, Role, SessionRecord, Storage, StoreError, TokenHash, UserRecord,
-};
+use crate::store::{AccountStore, Role, SessionRecord, Storage, StoreError, TokenHash, UserRecord};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -113,11 +112,9 @@ impl Auth {
             disabled: false,
             created_at: now,
             password_changed_at: now,
+            identities: Vec::new(),
         };
-        self.accounts.create_user(&user).map_err(|e| match e {
-            AccountError::UsernameTaken => AuthError::UsernameTaken,
-            AccountError::Store(e) => AuthError::Store(e),
-        })?;
+        self.accounts.create_user(&user)?;
         self.storage.flush().await?;
         Ok(user)
     }
@@ -173,6 +170,15 @@ impl Auth {
                 self.accounts.update_user(&user)?;
                 tracing::info!(user_id = %user.id, "password re-hashed with the current argon2 parameters");
             }
+        }
+        self.open_session(user, client).await
+    }
+
+    /// Opens a new session for `user` (a new token every time), durable when this
+    /// returns. Every kind of login ends here.
+    pub async fn open_session(&self, user: UserRecord, client: ClientInfo) -> Result<NewSession, AuthError> {
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
         }
         let token = SessionToken::generate();
         let now = now_ms();

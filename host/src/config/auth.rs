@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::oauth::{OAuthConfig, RawOAuth, RawProvider};
+
 /// Validated `[auth]` settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthConfig {
@@ -21,6 +23,8 @@ pub struct AuthConfig {
     pub rate_limit: RateLimits,
     /// Take the client IP from `X-Forwarded-For` (only behind a proxy you run).
     pub trust_forwarded_for: bool,
+    /// Social login (`[[auth.oidc]]`, return URLs); resolved with the environment.
+    pub oauth: OAuthConfig,
 }
 
 /// argon2id cost; the defaults are OWASP's (m=19456 KiB, t=2, p=1).
@@ -72,6 +76,10 @@ pub struct RawAuth {
     hash_queue: usize,
     rate_limit: RateLimits,
     trust_forwarded_for: bool,
+    oidc: Vec<RawProvider>,
+    public_url: Option<String>,
+    oauth_return_urls: Vec<String>,
+    oauth_default_return_url: Option<String>,
 }
 
 impl Default for RawAuth {
@@ -85,11 +93,25 @@ impl Default for RawAuth {
             hash_queue: 256,
             rate_limit: RateLimits::default(),
             trust_forwarded_for: false,
+            oidc: Vec::new(),
+            public_url: None,
+            oauth_return_urls: Vec::new(),
+            oauth_default_return_url: None,
         }
     }
 }
 
 impl RawAuth {
+    /// The social-login settings, which need the environment to resolve.
+    pub fn take_oauth(&mut self) -> RawOAuth {
+        RawOAuth {
+            providers: std::mem::take(&mut self.oidc),
+            public_url: self.public_url.take(),
+            return_urls: std::mem::take(&mut self.oauth_return_urls),
+            default_return_url: self.oauth_default_return_url.take(),
+        }
+    }
+
     /// Applies bounds; the error names the field.
     pub fn resolve(self) -> Result<AuthConfig, (&'static str, String)> {
         let check = |field: &'static str, v: u64, min: u64, max: u64| {
@@ -158,6 +180,7 @@ impl RawAuth {
             hash_queue: self.hash_queue,
             rate_limit: r,
             trust_forwarded_for: self.trust_forwarded_for,
+            oauth: OAuthConfig::default(),
         })
     }
 }

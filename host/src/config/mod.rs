@@ -5,6 +5,7 @@ mod auth;
 mod checkout;
 mod expand;
 mod limits;
+mod oauth;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ pub use auth::{Argon2Params, AuthConfig, RateLimits, RouteAuth};
 pub use checkout::{CheckoutConfig, ConfigAddress};
 pub use expand::{expand, ExpandError};
 pub use limits::{Limits, RawLimits};
+pub use oauth::{ClientSecret, OAuthConfig, OAuthProvider, ProviderKind};
 
 /// The whole, validated configuration.
 #[derive(Clone, Debug)]
@@ -285,10 +287,12 @@ impl Config {
             )? as u32,
             epoch_tick_ms: in_range("[runtime]", "epoch_tick_ms", raw.runtime.epoch_tick_ms, 1, 1000)?,
         };
-        let auth = raw
-            .auth
+        let mut raw_auth = raw.auth;
+        let raw_oauth = raw_auth.take_oauth();
+        let mut auth = raw_auth
             .resolve()
             .map_err(|(field, message)| ConfigError::invalid("[auth]", field, message))?;
+        auth.oauth = oauth::resolve(raw_oauth, &env)?;
         let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugins.len());
         for p in raw.plugins {
             let plugin = resolve_plugin(p, base, &env)?;

@@ -128,3 +128,87 @@ fn bad_files_name_the_plugin_and_field() {
     let e = error_of(&pure);
     assert!(e.contains("allowed_hosts"), "{e}");
 }
+
+const SOCIAL: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+data_dir = "./data"
+
+[auth]
+public_url = "https://shop.example"
+oauth_return_urls = ["https://shop.example/app/"]
+
+[[auth.oidc]]
+name = "google"
+issuer = "https://accounts.google.com"
+client_id = "id.apps.googleusercontent.com"
+client_secret = "${SECRET}"
+
+[[auth.oidc]]
+name = "github"
+kind = "oauth2"
+issuer = "https://github.com"
+authorization_endpoint = "https://github.com/login/oauth/authorize"
+token_endpoint = "https://github.com/login/oauth/access_token"
+userinfo_endpoint = "https://api.github.com/user"
+client_id = "gh"
+client_secret = "${GITHUB_SECRET_UNSET}"
+"#;
+
+#[test]
+fn social_login_providers_resolve_and_unset_secrets_skip_them() {
+    let (_d, base) = base();
+    let cfg = parse(SOCIAL, &base).unwrap();
+    let oauth = &cfg.auth.oauth;
+    assert_eq!(oauth.providers.len(), 1);
+    let google = oauth.provider("google").unwrap();
+    assert_eq!(google.client_secret.expose(), "s3cret");
+    assert!(
+        !format!("{google:?}").contains("s3cret"),
+        "the secret is redacted"
+    );
+    assert_eq!(google.scopes, ["openid", "email", "profile"]);
+    assert_eq!(oauth.skipped.len(), 1);
+    assert_eq!(oauth.skipped[0].0, "github");
+    assert_eq!(
+        oauth.default_return_url.as_ref().unwrap().as_str(),
+        "https://shop.example/app/"
+    );
+}
+
+#[test]
+fn social_login_settings_are_checked() {
+    let (_d, base) = base();
+    let cases = [
+        (
+            SOCIAL.replace("https://accounts.google.com", "http://accounts.google.com"),
+            "issuer",
+        ),
+        (
+            SOCIAL.replace("public_url = \"https://shop.example\"\n", ""),
+            "public_url",
+        ),
+        (
+            SOCIAL.replace("oauth_return_urls = [\"https://shop.example/app/\"]\n", ""),
+            "oauth_return_urls",
+        ),
+        (
+            SOCIAL.replace("name = \"google\"", "name = \"Google!\""),
+            "provider name",
+        ),
+        (
+            SOCIAL
+                .replace("client_id = \"gh\"", "client_id = \"gh\"\nscopes = [\"a b\"]")
+                .replace("${GITHUB_SECRET_UNSET}", "x"),
+            "scopes",
+        ),
+        (
+            SOCIAL.replace("name = \"github\"", "name = \"google\""),
+            "defined twice",
+        ),
+    ];
+    for (text, what) in cases {
+        let err = parse(&text, &base).unwrap_err().to_string();
+        assert!(err.contains(what), "{what}: {err}");
+    }
+}

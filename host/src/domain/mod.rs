@@ -5,6 +5,7 @@ mod contact;
 mod money;
 mod password;
 mod plugin_name;
+mod provider_name;
 mod request_id;
 mod sku;
 mod username;
@@ -17,6 +18,7 @@ pub use password::{
     common_password_count, NewPassword, PasswordError, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
 };
 pub use plugin_name::{PluginName, PluginNameError};
+pub use provider_name::{ProviderName, ProviderNameError};
 pub use request_id::RequestId;
 pub use sku::{Sku, SkuError};
 pub use username::{Username, UsernameError};

@@ -14,7 +14,7 @@ use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::session_auth::{Client, CurrentUser, SESSION_COOKIE};
 use super::AppState;
-use crate::store::{Role, SessionRecord, UserRecord};
+use crate::store::{LinkedIdentity, Role, SessionRecord, UserRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -139,7 +139,7 @@ pub async fn login(
 }
 
 /// `Set-Cookie` for a new session, or to clear it.
-fn session_cookie(state: &AppState, token: Option<&str>) -> HeaderValue {
+pub(super) fn session_cookie(state: &AppState, token: Option<&str>) -> HeaderValue {
     let cfg = state.auth.config();
     let secure = if cfg.cookie_secure { "; Secure" } else { "" };
     let value = match token {
@@ -171,15 +171,41 @@ pub async fn logout(
 pub struct MeBody {
     user: UserView,
     session: SessionView,
+    /// Provider accounts (social login) that log in as this user.
+    identities: Vec<IdentityView>,
 }
 
-/// The logged-in user and their current session.
+#[derive(Serialize, ToSchema)]
+pub struct IdentityView {
+    /// The `[[auth.oidc]]` name.
+    provider: String,
+    issuer: String,
+    /// The provider's id for the account (`sub`).
+    subject: String,
+    email: Option<String>,
+    linked_at: String,
+}
+
+impl From<&LinkedIdentity> for IdentityView {
+    fn from(i: &LinkedIdentity) -> Self {
+        Self {
+            provider: i.provider.clone(),
+            issuer: i.issuer.clone(),
+            subject: i.subject.clone(),
+            email: i.email.clone(),
+            linked_at: rfc3339(i.linked_at),
+        }
+    }
+}
+
+/// The logged-in user, their current session and linked provider accounts.
 #[utoipa::path(get, path = "/auth/me", tag = "auth", security(("session" = [])),
     responses((status = 200, body = MeBody), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, CurrentUser(p): CurrentUser) -> Json<MeBody> {
     Json(MeBody {
         user: (&p.user).into(),
         session: session_view(&state, &p.session, Some(&p.session.id)),
+        identities: p.user.identities.iter().map(IdentityView::from).collect(),
     })
 }
 

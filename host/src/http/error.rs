@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::request_context::current_request_id;
+use crate::auth::oidc::OAuthError;
 use crate::auth::AuthError;
 use crate::catalog::CatalogError;
 use crate::checkout::CheckoutError;
@@ -31,6 +32,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
     #[error(transparent)]
     Weather(std::sync::Arc<WeatherError>),
     #[error("{message}")]
@@ -122,6 +125,7 @@ impl ApiError {
                 None,
             ),
             ApiError::Auth(e) => auth_parts(e),
+            ApiError::OAuth(e) => oauth_parts(e),
             ApiError::Weather(e) => weather_parts(e),
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone(), None),
             ApiError::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message.clone(), None),
@@ -178,6 +182,7 @@ fn auth_parts(e: &AuthError) -> (StatusCode, &'static str, String, Option<String
         AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "auth_busy"),
         AuthError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
         AuthError::UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
+        AuthError::IdentityTaken => (StatusCode::CONFLICT, "identity_linked_elsewhere"),
         AuthError::Store(inner) => {
             tracing::error!(error = %inner, "storage failure in auth");
             return (
@@ -187,6 +192,22 @@ fn auth_parts(e: &AuthError) -> (StatusCode, &'static str, String, Option<String
                 None,
             );
         }
+    };
+    (status, code, e.to_string(), None)
+}
+
+fn oauth_parts(e: &OAuthError) -> (StatusCode, &'static str, String, Option<String>) {
+    let (status, code) = match e {
+        OAuthError::Auth(inner) => return auth_parts(inner),
+        OAuthError::UnknownProvider(_) => (StatusCode::NOT_FOUND, "oauth_provider_not_found"),
+        OAuthError::ReturnUrlNotAllowed(_) => (StatusCode::BAD_REQUEST, "oauth_return_url_not_allowed"),
+        OAuthError::StateInvalid => (StatusCode::BAD_REQUEST, "oauth_state_invalid"),
+        OAuthError::AccessDenied(_) => (StatusCode::FORBIDDEN, "oauth_access_denied"),
+        OAuthError::ProviderError(_) => (StatusCode::BAD_GATEWAY, "oauth_provider_error"),
+        OAuthError::TokenInvalid(_) => (StatusCode::UNAUTHORIZED, "oauth_token_invalid"),
+        OAuthError::Unreachable(_) => (StatusCode::BAD_GATEWAY, "oauth_provider_unreachable"),
+        OAuthError::BadResponse(_) => (StatusCode::BAD_GATEWAY, "oauth_provider_error"),
+        OAuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "oauth_busy"),
     };
     (status, code, e.to_string(), None)
 }
@@ -272,7 +293,8 @@ impl IntoResponse for ApiError {
                 kind: InvokeErrorKind::Busy,
                 ..
             })
-            | ApiError::Auth(AuthError::Busy) => {
+            | ApiError::Auth(AuthError::Busy)
+            | ApiError::OAuth(OAuthError::Busy) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::Auth(AuthError::RateLimited(wait)) => {

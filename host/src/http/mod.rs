@@ -10,6 +10,7 @@ mod error;
 mod health;
 mod json;
 mod metrics;
+mod oauth;
 mod openapi;
 mod orders;
 mod orders_view;
@@ -31,6 +32,7 @@ pub use openapi::ApiDoc;
 pub use request_context::current_request_id;
 pub use session_auth::SESSION_COOKIE;
 
+use crate::auth::oidc::OAuth;
 use crate::auth::Auth;
 use crate::catalog::Catalog;
 use crate::checkout::Checkout;
@@ -46,6 +48,7 @@ pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub auth: Auth,
+    pub oauth: OAuth,
     pub checkout: Checkout,
     pub catalog: Arc<Catalog>,
     pub contacts: Contacts,
@@ -78,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(auth::router())
+        .merge(oauth::router())
         .merge(admin::router())
         .merge(contacts::router())
         .merge(catalog::router())

@@ -37,6 +37,28 @@ pub struct UserRecord {
     /// Unix milliseconds.
     pub created_at: i64,
     pub password_changed_at: i64,
+    /// External identities (social login) that log in as this user. An account made by
+    /// a social login has an empty `password_hash`: password login fails for it.
+    #[serde(default)]
+    pub identities: Vec<LinkedIdentity>,
+}
+
+/// An account at an external provider, keyed by (issuer, subject), never by email.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedIdentity {
+    /// The `[[auth.oidc]]` name it came through.
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    /// As the provider last reported it; informational.
+    pub email: Option<String>,
+    /// Unix milliseconds.
+    pub linked_at: i64,
+}
+
+/// The key of an identity in the `identities` tree: unambiguous for any issuer and sub.
+fn identity_key(issuer: &str, subject: &str) -> Vec<u8> {
+    serde_json::to_vec(&(issuer, subject)).unwrap_or_default()
 }
 
 impl UserRecord {
@@ -64,6 +86,10 @@ pub struct SessionRecord {
 pub enum AccountError {
     #[error("username is taken")]
     UsernameTaken,
+    #[error("this external identity belongs to another account")]
+    IdentityTaken,
+    #[error("no such user")]
+    UserNotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -93,6 +119,26 @@ pub trait AccountStore: Send + Sync {
     fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
     /// Every session, for the expiry sweeper.
     fn all_sessions(&self) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
+    /// The user an external identity logs in as.
+    fn user_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The user a trusted provider vouched for this (lowercase) email for.
+    fn user_by_verified_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Creates a user together with its identities (`user.identities`), atomically:
+    /// `UsernameTaken` or `IdentityTaken` and nothing is written. `verified_email`, if
+    /// any, is recorded for [`AccountStore::user_by_verified_email`] unless taken.
+    fn create_user_with_identity(
+        &self,
+        user: &UserRecord,
+        verified_email: Option<&str>,
+    ) -> Result<(), AccountError>;
+    /// Adds `identity` to a user (a no-op if it is already theirs); `IdentityTaken` if it
+    /// belongs to someone else. Returns the updated user.
+    fn link_identity(
+        &self,
+        user_id: &str,
+        identity: &LinkedIdentity,
+        verified_email: Option<&str>,
+    ) -> Result<UserRecord, AccountError>;
 }
 
 /// [`AccountStore`] on sled trees.
@@ -101,6 +147,8 @@ pub struct SledAccounts {
     usernames: sled::Tree,
     sessions: sled::Tree,
     user_sessions: sled::Tree,
+    identities: sled::Tree,
+    verified_emails: sled::Tree,
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -128,6 +176,8 @@ impl SledAccounts {
             usernames: db.open_tree("usernames")?,
             sessions: db.open_tree("sessions")?,
             user_sessions: db.open_tree("user-sessions")?,
+            identities: db.open_tree("identities")?,
+            verified_emails: db.open_tree("verified-emails")?,
         })
     }
 }
@@ -246,5 +296,118 @@ impl AccountStore for SledAccounts {
                 Ok((to_hash(&k)?, decode(&v)?))
             })
             .collect()
+    }
+
+    fn user_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<UserRecord>, StoreError> {
+        match self.identities.get(identity_key(issuer, subject))? {
+            Some(id) => self.user(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    fn user_by_verified_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        match self.verified_emails.get(email.as_bytes())? {
+            Some(id) => self.user(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    fn create_user_with_identity(
+        &self,
+        user: &UserRecord,
+        verified_email: Option<&str>,
+    ) -> Result<(), AccountError> {
+        let record = encode(user)?;
+        let keys: Vec<Vec<u8>> = user
+            .identities
+            .iter()
+            .map(|i| identity_key(&i.issuer, &i.subject))
+            .collect();
+        let result = (
+            &self.usernames,
+            &self.users,
+            &self.identities,
+            &self.verified_emails,
+        )
+            .transaction(|(names, users, identities, emails)| {
+                if names.get(user.username.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(AccountError::UsernameTaken));
+                }
+                for key in &keys {
+                    if identities.get(key.as_slice())?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(AccountError::IdentityTaken));
+                    }
+                    identities.insert(key.as_slice(), user.id.as_bytes())?;
+                }
+                if let Some(email) = verified_email {
+                    if emails.get(email.as_bytes())?.is_none() {
+                        emails.insert(email.as_bytes(), user.id.as_bytes())?;
+                    }
+                }
+                names.insert(user.username.as_bytes(), user.id.as_bytes())?;
+                users.insert(user.id.as_bytes(), record.as_slice())?;
+                Ok(())
+            });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    fn link_identity(
+        &self,
+        user_id: &str,
+        identity: &LinkedIdentity,
+        verified_email: Option<&str>,
+    ) -> Result<UserRecord, AccountError> {
+        let key = identity_key(&identity.issuer, &identity.subject);
+        let result = (&self.users, &self.identities, &self.verified_emails).transaction(
+            |(users, identities, emails)| {
+                let abort = |e| Err(ConflictableTransactionError::Abort(e));
+                let Some(bytes) = users.get(user_id.as_bytes())? else {
+                    return abort(AccountError::UserNotFound);
+                };
+                let Ok(mut user) = serde_json::from_slice::<UserRecord>(&bytes) else {
+                    return abort(AccountError::Store(StoreError::Corrupt(
+                        "user record is unreadable".into(),
+                    )));
+                };
+                match identities.get(key.as_slice())? {
+                    Some(owner) if owner.as_ref() != user_id.as_bytes() => {
+                        return abort(AccountError::IdentityTaken)
+                    }
+                    Some(_) => {}
+                    None => {
+                        identities.insert(key.as_slice(), user_id.as_bytes())?;
+                    }
+                }
+                match user
+                    .identities
+                    .iter_mut()
+                    .find(|i| i.issuer == identity.issuer && i.subject == identity.subject)
+                {
+                    Some(existing) => existing.email = identity.email.clone(),
+                    None => user.identities.push(identity.clone()),
+                }
+                if let Some(email) = verified_email {
+                    if emails.get(email.as_bytes())?.is_none() {
+                        emails.insert(email.as_bytes(), user_id.as_bytes())?;
+                    }
+                }
+                let Ok(record) = serde_json::to_vec(&user) else {
+                    return abort(AccountError::Store(StoreError::Corrupt(
+                        "user record is unwritable".into(),
+                    )));
+                };
+                users.insert(user_id.as_bytes(), record)?;
+                Ok(user)
+            },
+        );
+        match result {
+            Ok(user) => Ok(user),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
     }
 }

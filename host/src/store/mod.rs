@@ -15,7 +15,9 @@ mod sled_kv;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use accounts::{AccountError, AccountStore, Role, SessionRecord, SledAccounts, TokenHash, UserRecord};
+pub use accounts::{
+    AccountError, AccountStore, LinkedIdentity, Role, SessionRecord, SledAccounts, TokenHash, UserRecord,
+};
 pub use catalog::{CatalogStore, CatalogStoreError, ProductRecord, SledCatalog};
 pub use contacts::{ContactRecord, ContactStore, SledContacts};
 pub use group_commit::GroupCommit;
