@@ -11,7 +11,7 @@
 use hyper::Method;
 
 use super::scenario::{
-    Capture, Figure, Measurement, Phase, PreStart, Ratio, RequestSpec, Scenario, SetupRequest, HELLO,
+    Capture, Expect, Figure, Measurement, Phase, PreStart, Ratio, RequestSpec, Scenario, SetupRequest, HELLO,
 };
 
 /// Connections of each measurement (the figure).
@@ -103,7 +103,11 @@ pub fn scenario() -> Scenario {
                 Measurement::new("hello", vec![RequestSpec::get("/plugins/hello/")])
                     .on_connections(CHECKOUT_CONNECTIONS),
             ),
-            Phase::single(Measurement::new("checkout", checkouts).on_connections(CHECKOUT_CONNECTIONS)),
+            Phase::single(
+                Measurement::new("checkout", checkouts)
+                    .on_connections(CHECKOUT_CONNECTIONS)
+                    .expecting(Expect::NewOrders),
+            ),
         ],
         ratios: vec![Ratio {
             numerator: Figure::Rate("checkout"),

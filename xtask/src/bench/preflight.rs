@@ -20,7 +20,7 @@ const BODY_SNIPPET: usize = 300;
 pub async fn prepare(addr: SocketAddr, scenario: &Scenario) -> Result<Scenario> {
     let mut scenario = scenario.clone();
     for setup in &scenario.setup {
-        let body = send_checked(addr, "setup", &setup.request, &setup.also_ok).await?;
+        let (_, body) = send_checked(addr, "setup", &setup.request, &setup.also_ok).await?;
         if let Some(capture) = setup.capture {
             let value = captured(&body, capture.field)
                 .with_context(|| format!("setup request {}", setup.request.label()))?;
@@ -52,6 +52,7 @@ async fn check_measured(addr: SocketAddr, scenario: &Scenario) -> Result<()> {
     let mut sent: Vec<&RequestSpec> = Vec::new();
     for m in scenario.measurements() {
         let mut answers: Vec<(String, Bytes)> = Vec::new();
+        let mut statuses: Vec<hyper::StatusCode> = Vec::new();
         for spec in &m.requests {
             let seen = sent.iter().any(|o| {
                 o.method == spec.method
@@ -63,8 +64,13 @@ async fn check_measured(addr: SocketAddr, scenario: &Scenario) -> Result<()> {
                 continue;
             }
             sent.push(spec);
-            let body = send_checked(addr, "preflight", spec, &[]).await?;
+            let (status, body) = send_checked(addr, "preflight", spec, &[]).await?;
+            statuses.push(status);
             answers.push((spec.label(), body));
+        }
+        if m.expect == Some(Expect::NewOrders) {
+            let line = check_new_orders(m.name, &statuses, &answers)?;
+            println!("{line}\n");
         }
         if let Some(Expect::Products { min_with_hits }) = m.expect {
             let hits = answers
@@ -95,7 +101,7 @@ async fn send_checked(
     kind: &str,
     spec: &RequestSpec,
     also_ok: &[hyper::StatusCode],
-) -> Result<Bytes> {
+) -> Result<(hyper::StatusCode, Bytes)> {
     let (status, body) = load::send_once(addr, spec)
         .await
         .with_context(|| format!("{kind} request {} failed", spec.label()))?;
@@ -107,7 +113,34 @@ async fn send_checked(
             String::from_utf8_lossy(shown)
         );
     }
-    Ok(body)
+    Ok((status, body))
+}
+
+/// Every answer is `201` with an order id no other answer has (a replay would repeat
+/// one); the summary line, or what is wrong.
+pub fn check_new_orders(
+    measurement: &str,
+    statuses: &[hyper::StatusCode],
+    answers: &[(String, Bytes)],
+) -> Result<String> {
+    let mut ids = std::collections::HashSet::new();
+    for (status, (label, body)) in statuses.iter().zip(answers) {
+        if *status != hyper::StatusCode::CREATED {
+            bail!("preflight {measurement}: {label} answered {status}, not 201 Created");
+        }
+        let id = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["order"]["id"].as_str().map(str::to_owned))
+            .with_context(|| format!("preflight {measurement}: {label} answered no order id"))?;
+        if !ids.insert(id.clone()) {
+            bail!("preflight {measurement}: order {id} came back twice (an idempotent replay)");
+        }
+    }
+    Ok(format!(
+        "preflight {measurement}: {} requests made {} new orders",
+        answers.len(),
+        ids.len()
+    ))
 }
 
 /// The length of the `products` array of a JSON body.
@@ -167,6 +200,23 @@ pub fn check_hits(measurement: &str, hits: &[(String, usize)], min_with_hits: f6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_orders_must_be_created_and_distinct() {
+        let answer = |id: &str| {
+            (
+                "POST /checkout".to_string(),
+                Bytes::from(format!(r#"{{"order":{{"id":"{id}"}}}}"#)),
+            )
+        };
+        let created = hyper::StatusCode::CREATED;
+        let line = check_new_orders("checkout", &[created, created], &[answer("a"), answer("b")]).unwrap();
+        assert_eq!(line, "preflight checkout: 2 requests made 2 new orders");
+        assert!(check_new_orders("checkout", &[created, created], &[answer("a"), answer("a")]).is_err());
+        assert!(check_new_orders("checkout", &[hyper::StatusCode::OK], &[answer("a")]).is_err());
+        let bare = ("POST /checkout".to_string(), Bytes::from_static(b"{}"));
+        assert!(check_new_orders("checkout", &[created], &[bare]).is_err());
+    }
 
     #[test]
     fn captures_string_fields() {

@@ -63,6 +63,9 @@ pub enum Expect {
     /// JSON `{"products": [...]}`: at least this fraction of the distinct requests must
     /// find some product; those that find none are listed as a warning.
     Products { min_with_hits: f64 },
+    /// `201 Created` with JSON `{"order": {"id": …}}`, a different order for every
+    /// request: each one was carried out, none was an idempotent replay.
+    NewOrders,
 }
 
 /// A plugin the scenario's server config mounts.
