@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::rfc3339;
 use super::error::{ApiError, ErrorBody};
-use super::json::{ApiJson, ApiQuery};
+use super::json::{bad_query, check_limit, ApiJson, ApiQuery};
 use super::session_auth::AdminUser;
 use super::AppState;
 use crate::catalog::{NewProduct, Product, ProductPatch};
@@ -65,21 +65,6 @@ pub struct ProductBody {
 pub struct ProductsBody {
     products: Vec<ProductView>,
     next_cursor: Option<String>,
-}
-
-fn bad_query(message: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        code: "invalid_query",
-        message: message.into(),
-    }
-}
-
-fn check_limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    let limit = limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(bad_query("limit must be between 1 and 100"));
-    }
-    Ok(limit)
 }
 
 #[derive(Deserialize, IntoParams)]

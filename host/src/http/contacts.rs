@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::rfc3339;
 use super::error::{ApiError, ErrorBody};
-use super::json::{ApiJson, ApiQuery};
+use super::json::{bad_query, check_limit, ApiJson, ApiQuery};
 use super::session_auth::CurrentUser;
 use super::AppState;
 use crate::contacts::{ListQuery, NewContact, SortOrder};
@@ -101,16 +101,9 @@ pub async fn list(
     CurrentUser(p): CurrentUser,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<ContactsBody>, ApiError> {
-    let bad = |message: &str| ApiError::BadRequest {
-        code: "invalid_query",
-        message: message.to_string(),
-    };
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(bad("limit must be between 1 and 100"));
-    }
+    let limit = check_limit(params.limit)?;
     let sort = SortOrder::parse(params.sort.as_deref().unwrap_or("name"))
-        .ok_or_else(|| bad("sort must be name, -name, created_at or -created_at"))?;
+        .ok_or_else(|| bad_query("sort must be name, -name, created_at or -created_at"))?;
     let query = ListQuery {
         limit,
         cursor: params.cursor,

@@ -61,3 +61,20 @@ where
         }
     }
 }
+
+/// A 400 `invalid_query`.
+pub fn bad_query(message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_query",
+        message: message.into(),
+    }
+}
+
+/// A list's `limit`: 1-100, 20 when absent.
+pub fn check_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(bad_query("limit must be between 1 and 100"));
+    }
+    Ok(limit)
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::json::ApiQuery;
+use super::json::{bad_query, check_limit, ApiQuery};
 use super::orders_view::{OrderBody, OrderView};
 use super::session_auth::{AdminUser, CurrentUser};
 use super::AppState;
@@ -47,16 +47,9 @@ pub async fn list(
     CurrentUser(p): CurrentUser,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<OrdersBody>, ApiError> {
-    let bad = |message: &str| ApiError::BadRequest {
-        code: "invalid_query",
-        message: message.to_string(),
-    };
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(bad("limit must be between 1 and 100"));
-    }
+    let limit = check_limit(params.limit)?;
     let before = match params.cursor {
-        Some(c) => Some(hex::decode(c).map_err(|_| bad("not a cursor from this API"))?),
+        Some(c) => Some(hex::decode(c).map_err(|_| bad_query("not a cursor from this API"))?),
         None => None,
     };
     let (orders, next) = state
