@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod body;
 mod catalog;
 mod checkout;
 mod contacts;

@@ -1,13 +1,14 @@
 //! `http-plugin` plugins mounted at `/plugins/{name}/…`: the request goes in (method,
 //! path, query, headers minus credentials, body), the plugin's response comes out.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
 use axum::{Extension, Router};
 
+use super::body::{discard, read_limited};
 use super::error::ApiError;
 use super::session_auth::{optional_principal, required_principal, SESSION_COOKIE};
 use super::AppState;
@@ -80,19 +81,14 @@ pub async fn invoke(
         .plugin(name)
         .filter(|p| p.world() == World::Http)
         .ok_or_else(|| ApiError::PluginNotFound(name.to_string()))?;
-    let caller = match plugin.route_auth {
-        RouteAuth::None => None,
-        RouteAuth::Optional => optional_principal(&state, &parts.headers)?,
-        RouteAuth::Required => Some(required_principal(&state, &parts.headers)?),
-        RouteAuth::Admin => {
-            let p = required_principal(&state, &parts.headers)?;
-            if !p.is_admin() {
-                return Err(AuthError::Forbidden.into());
-            }
-            Some(p)
+    let caller = match route_caller(&state, plugin.route_auth, &parts.headers) {
+        Ok(caller) => caller,
+        Err(e) => {
+            discard(body).await;
+            return Err(e);
         }
     };
-    let body = read_body(&parts.headers, body, state.max_body_bytes).await?;
+    let body = read_limited(&parts.headers, body, state.max_body_bytes).await?;
     let request = HttpRequest {
         method: parts.method.as_str().to_string(),
         path: path.to_string(),
@@ -110,6 +106,26 @@ pub async fn invoke(
     to_response(plugin, done.value)
 }
 
+/// Who calls, as far as the route's `auth` level lets the plugin know.
+fn route_caller(
+    state: &AppState,
+    auth: RouteAuth,
+    headers: &HeaderMap,
+) -> Result<Option<crate::auth::Principal>, ApiError> {
+    Ok(match auth {
+        RouteAuth::None => None,
+        RouteAuth::Optional => optional_principal(state, headers)?,
+        RouteAuth::Required => Some(required_principal(state, headers)?),
+        RouteAuth::Admin => {
+            let p = required_principal(state, headers)?;
+            if !p.is_admin() {
+                return Err(AuthError::Forbidden.into());
+            }
+            Some(p)
+        }
+    })
+}
+
 /// `/plugins/hello/a/b` → (`hello`, `/a/b`); the path is passed as received.
 fn split_plugin_path(path: &str) -> (&str, &str) {
     let rest = path.strip_prefix("/plugins/").unwrap_or("");
@@ -117,28 +133,6 @@ fn split_plugin_path(path: &str) -> (&str, &str) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     }
-}
-
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large =
-            std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::BadRequest {
-                code: "bad_body",
-                message: format!("could not read the request body: {e}"),
-            }
-        }
-    })
 }
 
 fn visible_headers(headers: &HeaderMap) -> Vec<(String, String)> {
