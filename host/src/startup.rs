@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use crate::auth::oidc::OAuth;
 use crate::auth::Auth;
 use crate::catalog::{Catalog, CatalogError};
-use crate::checkout::Checkout;
+use crate::checkout::{reconcile_until_settled, Checkout};
 use crate::config::Config;
 use crate::contacts::Contacts;
 use crate::http::{router, AppInner, AppState};
@@ -38,7 +38,12 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     addr: SocketAddr,
+    /// Interrupted orders the startup pass could not settle.
+    interrupted: Vec<String>,
 }
+
+/// How long startup waits for payment providers to settle interrupted orders.
+const RECONCILE_AT_STARTUP: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
@@ -72,6 +77,20 @@ impl Application {
                 .await
                 .map_err(|e| StoreError::Flush(format!("checkout recovery task failed: {e}")))??
         };
+        // Orders a crash left pending are settled with the payment provider before the
+        // first request; what cannot be settled now is retried in the background.
+        let interrupted = {
+            let ids = checkout.interrupted_orders()?;
+            if ids.is_empty() {
+                ids
+            } else {
+                tracing::warn!(
+                    orders = ids.len(),
+                    "orders interrupted by the last shutdown: looking up their charges"
+                );
+                checkout.reconcile(ids, RECONCILE_AT_STARTUP).await
+            }
+        };
         let listener =
             TcpListener::bind(config.server.listen)
                 .await
@@ -99,6 +118,7 @@ impl Application {
             listener,
             state,
             addr,
+            interrupted,
         })
     }
 
@@ -115,12 +135,20 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let sweeper = tokio::spawn(sweep_expired(state.clone()));
+        let reconciler = (!self.interrupted.is_empty()).then(|| {
+            let (state, ids) = (state.clone(), self.interrupted);
+            tokio::spawn(async move { reconcile_until_settled(&state.checkout, ids).await })
+        });
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
         sweeper.abort();
         let _ = sweeper.await;
+        if let Some(reconciler) = reconciler {
+            reconciler.abort();
+            let _ = reconciler.await;
+        }
         // Connection tasks finish dropping their copies of the state just after `serve`
         // returns; wait for them so the database (and its lock) is really closed.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -3,109 +3,18 @@
 //! interrupted requests complete, and stock + sold = initial stock.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{cli_create_user, config_text, spawn_binary, wait_listening, PASSWORD};
-use crate::shop::{self, cart, ShopOptions};
+use crate::shop::binary::{Server, ShopDir};
+use crate::shop::{localstripe, ShopOptions};
 
 const SKU: &str = "CRASH-1";
 const INITIAL_STOCK: u64 = 100_000;
 const WORKERS: usize = 8;
-
-/// The real binary, killed with SIGKILL.
-struct Server {
-    child: tokio::process::Child,
-    api: Api,
-}
-
-impl Server {
-    async fn start(config: &Path, data: &Path) -> Self {
-        let mut child = spawn_binary(config, Some(data));
-        let base = wait_listening(&mut child).await;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        Self {
-            child,
-            api: Api { base, client },
-        }
-    }
-
-    async fn kill(mut self) {
-        self.child.start_kill().unwrap();
-        self.child.wait().await.unwrap();
-    }
-}
-
-/// Its HTTP API.
-#[derive(Clone)]
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn login(&self, username: &str) -> String {
-        let resp = self
-            .client
-            .post(format!("{}/auth/login", self.base))
-            .json(&serde_json::json!({ "username": username, "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "login {username}");
-        resp.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
-    }
-
-    /// One checkout of one unit; `Err` when the connection died (the server was killed).
-    async fn checkout(&self, token: &str, key: &str) -> Result<(u16, Value), reqwest::Error> {
-        let resp = self
-            .client
-            .post(format!("{}/checkout", self.base))
-            .bearer_auth(token)
-            .header("idempotency-key", key)
-            .json(&cart(&[(SKU, 1)], "pm_card_visa", None))
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await?))
-    }
-
-    /// Every order of the caller, following the pages.
-    async fn all_orders(&self, token: &str) -> Vec<Value> {
-        let mut all = Vec::new();
-        let mut path = "/orders?limit=100".to_string();
-        loop {
-            let (status, page) = self.get(token, &path).await;
-            assert_eq!(status, 200, "{page}");
-            all.extend(page["orders"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => path = format!("/orders?limit=100&cursor={c}"),
-                None => return all,
-            }
-        }
-    }
-}
 
 #[derive(Default)]
 struct Outcomes {
@@ -130,7 +39,7 @@ async fn load_then_kill(server: Server, token: &str, round: usize, before_kill: 
             tokio::spawn(async move {
                 for n in 0.. {
                     let key = format!("r{round}-w{w}-{n}");
-                    match api.checkout(&token, &key).await {
+                    match api.checkout(&token, SKU, &key).await {
                         Ok((201, body)) => {
                             let id = body["order"]["id"].as_str().unwrap().to_string();
                             outcomes.lock().unwrap().acknowledged.insert(key, id);
@@ -167,35 +76,14 @@ async fn load_then_kill(server: Server, token: &str, round: usize, before_kill: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_during_checkout_load_loses_no_acknowledged_order_and_no_stock() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    for (name, admin) in [("root", true), ("shopper", false)] {
-        let out = cli_create_user(&data, name, admin, PASSWORD).await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    let opts = ShopOptions {
+    let shop = ShopDir::create(&ShopOptions {
         rules: false,
         ..ShopOptions::default()
-    };
-    let (plugins, _shippo) = shop::config(&opts).await;
-    let config = dir.path().join("plinth.toml");
-    std::fs::write(&config, config_text(&plugins)).unwrap();
-
-    let server = Server::start(&config, &data).await;
+    })
+    .await;
+    let server = shop.start().await;
     let admin = server.api.login("root").await;
-    let product = serde_json::json!({ "sku": SKU, "name": "Crash test dummy", "category": "Test",
-        "price": { "amount": 1200, "currency": "USD" }, "stock": INITIAL_STOCK });
-    let created = server
-        .api
-        .client
-        .post(format!("{}/products", server.api.base))
-        .bearer_auth(&admin)
-        .json(&product)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
+    server.api.create_product(&admin, SKU, INITIAL_STOCK).await;
 
     let mut server = server;
     let mut acknowledged: HashMap<String, String> = HashMap::new();
@@ -213,7 +101,7 @@ async fn a_kill_during_checkout_load_loses_no_acknowledged_order_and_no_stock() 
             "every worker was cut off mid-request"
         );
 
-        server = Server::start(&config, &data).await;
+        server = shop.start().await;
         let api = &server.api;
         let token = api.login("shopper").await;
         for (key, id) in &outcomes.acknowledged {
@@ -234,9 +122,9 @@ async fn a_kill_during_checkout_load_loses_no_acknowledged_order_and_no_stock() 
         );
         // Retrying an interrupted request completes it, at most once.
         for key in &outcomes.interrupted {
-            let (status, body) = api.checkout(&token, key).await.unwrap();
+            let (status, body) = api.checkout(&token, SKU, key).await.unwrap();
             assert_eq!(status, 201, "retry of {key}: {body}");
-            let again = api.checkout(&token, key).await.unwrap();
+            let again = api.checkout(&token, SKU, key).await.unwrap();
             assert_eq!(again, (status, body.clone()), "second retry of {key} replays");
             acknowledged.insert(key.clone(), body["order"]["id"].as_str().unwrap().to_string());
         }
@@ -262,5 +150,42 @@ async fn a_kill_during_checkout_load_loses_no_acknowledged_order_and_no_stock() 
     let (_, product) = server.api.get(&token, &format!("/products/{SKU}")).await;
     let stock = product["product"]["stock"].as_u64().unwrap();
     assert_eq!(stock + sold, INITIAL_STOCK, "stock {stock} + sold {sold}");
+
+    // Money exactly once: every charge localstripe took for these orders belongs to a
+    // sold order, one charge per order. A charge a kill cut off from its order was found
+    // by recovery, not made a second time by the retry (localstripe ignores
+    // Idempotency-Key, so only the host can prevent that).
+    let sold_payments: HashSet<&str> = orders
+        .iter()
+        .filter(|o| o["status"] == "fulfilled" || o["status"] == "paid")
+        .map(|o| {
+            o["payment"]["provider_id"]
+                .as_str()
+                .expect("a sold order has its charge")
+        })
+        .collect();
+    assert_eq!(sold_payments.len() as u64, sold, "one charge per sold order");
+    let charges: Vec<String> = localstripe()
+        .await
+        .payment_intents()
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .filter(|pi| {
+            pi["metadata"]["order_id"]
+                .as_str()
+                .is_some_and(|o| ids.contains(o))
+        })
+        .map(|pi| pi["id"].as_str().unwrap().to_string())
+        .collect();
+    let orphans: Vec<&String> = charges
+        .iter()
+        .filter(|id| !sold_payments.contains(id.as_str()))
+        .collect();
+    assert!(
+        orphans.is_empty(),
+        "charges without a sold order (money taken twice or lost): {orphans:?}"
+    );
+    assert_eq!(charges.len() as u64, sold, "one charge per sold order");
     server.kill().await;
 }

@@ -290,10 +290,13 @@ pub fn spawn_binary(config: &Path, data_dir: Option<&Path>) -> tokio::process::C
     cmd.args(["serve", "--config"])
         .arg(config)
         .env("PLINTH_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
+    // `PLINTH_TEST_SERVER_LOG=info cargo test …` shows the servers' logs.
+    match std::env::var("PLINTH_TEST_SERVER_LOG") {
+        Ok(level) => cmd.env("RUST_LOG", level).stderr(std::process::Stdio::inherit()),
+        Err(_) => cmd.env("RUST_LOG", "error").stderr(std::process::Stdio::null()),
+    };
     if let Some(dir) = data_dir {
         cmd.env("PLINTH_DATA_DIR", dir);
     }

@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod checkout;
 mod checkout_crash;
+mod checkout_recovery;
 mod cli;
 mod contacts;
 mod data_at_rest;

@@ -57,7 +57,17 @@ pub fn demo(ws: &Workspace, args: &[String]) -> Result<()> {
 pub fn test(ws: &Workspace, args: &[String]) -> Result<()> {
     plugins::build(ws)?;
     setup(ws)?;
-    run(ws.cargo().args(["test", "--release"]).args(args))
+    run(ws.cargo().args(["test", "--release"]).args(args))?;
+    if args.is_empty() {
+        // The plugins' own unit tests (their pure request/response code), natively.
+        let mut cmd = ws.cargo();
+        cmd.args(["test", "--release"]);
+        for plugin in plugins::discover(ws) {
+            cmd.args(["-p", &plugin.package]);
+        }
+        run(&mut cmd)?;
+    }
+    Ok(())
 }
 
 /// One preparation step of the test environment.

@@ -250,6 +250,7 @@ impl Checkout {
             created_at: now,
             stock_released: false,
             attempt,
+            payment_method: Some(payment_method.clone()),
         };
         order.transition(OrderStatus::Pending, now, None);
         self.orders.reserve(&order)?;
@@ -296,33 +297,44 @@ impl Checkout {
         self.orders.save(&mut order, false)?;
         self.storage.flush().await?;
 
-        if let (Some(plugin), Some(rate)) = (self.shipping.clone(), rate) {
-            let bought = self
-                .runtime
-                .shipping_buy_label(&plugin, rate.rate_id.clone(), format!("plinth-{}", order.id), rid)
-                .await;
-            match bought {
-                Ok(done) => {
-                    let label = done.value;
-                    if let Some(s) = order.shipment.as_mut() {
-                        s.shipment_id = Some(label.shipment_id);
-                        s.tracking_number = Some(label.tracking_number);
-                        s.label_url = Some(label.label_url);
-                        s.carrier = label.carrier;
-                    }
-                    order.transition(OrderStatus::Fulfilled, now_ms(), None);
-                    self.orders.save(&mut order, false)?;
-                    self.storage.flush().await?;
+        self.fulfil(&mut order, rid).await?;
+        Ok(order)
+    }
+
+    /// Buys the shipping label of a paid order (when shipping is configured) and moves it
+    /// to `fulfilled`; a label that cannot be bought refunds the order and fails it.
+    pub(super) async fn fulfil(&self, order: &mut OrderRecord, rid: &RequestId) -> Result<(), CheckoutError> {
+        let Some(plugin) = self.shipping.clone() else {
+            return Ok(());
+        };
+        let Some(rate_id) = order.shipment.as_ref().map(|s| s.rate_id.clone()) else {
+            return Ok(());
+        };
+        let bought = self
+            .runtime
+            .shipping_buy_label(&plugin, rate_id, format!("plinth-{}", order.id), rid)
+            .await;
+        match bought {
+            Ok(done) => {
+                let label = done.value;
+                if let Some(s) = order.shipment.as_mut() {
+                    s.shipment_id = Some(label.shipment_id);
+                    s.tracking_number = Some(label.tracking_number);
+                    s.label_url = Some(label.label_url);
+                    s.carrier = label.carrier;
                 }
-                Err(e) => {
-                    let why = format!("{e}");
-                    self.refund_and_close(&mut order, OrderStatus::Failed, "shipping label failed", rid)
-                        .await?;
-                    return Err(CheckoutError::ShippingFailed(why));
-                }
+                order.transition(OrderStatus::Fulfilled, now_ms(), None);
+                self.orders.save(order, false)?;
+                self.storage.flush().await?;
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("{e}");
+                self.refund_and_close(order, OrderStatus::Failed, "shipping label failed", rid)
+                    .await?;
+                Err(CheckoutError::ShippingFailed(why))
             }
         }
-        Ok(order)
     }
 
     /// What an earlier request with this order's idempotency key left behind. Only one
@@ -351,7 +363,7 @@ impl Checkout {
     }
 
     /// Refunds the charge, gives the stock back and moves the order to `status`.
-    async fn refund_and_close(
+    pub(super) async fn refund_and_close(
         &self,
         order: &mut OrderRecord,
         status: OrderStatus,

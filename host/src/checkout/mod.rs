@@ -4,6 +4,7 @@
 
 mod flow;
 mod pricing;
+mod recovery;
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use serde::Deserialize;
 
 pub use flow::{describe_payment_error, order_id_for, Quote};
 pub use pricing::{LineRequest, Priced};
+pub use recovery::{reconcile_until_settled, Settled};
 
 use crate::auth::now_ms;
 use crate::catalog::Catalog;
@@ -164,8 +166,8 @@ pub struct Checkout {
 }
 
 impl Checkout {
-    /// Wires the configured plugins, then recovers from a crash: orders still pending
-    /// from a previous run lost their request; their stock goes back and they fail.
+    /// Wires the configured plugins and releases the idempotency claims of requests that
+    /// died with the last process. Orders it left pending are settled by `reconcile`.
     pub fn new(
         runtime: Arc<Runtime>,
         catalog: Arc<Catalog>,
@@ -183,29 +185,8 @@ impl Checkout {
             runtime,
             catalog,
         };
-        checkout.recover()?;
+        checkout.release_claims()?;
         Ok(checkout)
-    }
-
-    fn recover(&self) -> Result<(), StoreError> {
-        let pending = self.orders.with_status(crate::store::OrderStatus::Pending)?;
-        for mut order in pending {
-            order.transition(
-                crate::store::OrderStatus::Failed,
-                now_ms(),
-                Some("interrupted by a restart before payment completed; stock restored".into()),
-            );
-            self.orders.save(&mut order, true)?;
-            tracing::warn!(order_id = %order.id, "pending order from a previous run failed and its stock restored");
-        }
-        let released = self.orders.release_unfinished_claims()?;
-        if released > 0 {
-            tracing::info!(
-                released,
-                "idempotency keys of interrupted checkouts may be retried"
-            );
-        }
-        self.storage.flush_blocking()
     }
 
     /// Forgets answered idempotency keys older than `[checkout] idempotency_ttl_hours`.

@@ -16,7 +16,7 @@ use super::orders_view::{OrderBody, QuoteBody};
 use super::session_auth::CurrentUser;
 use super::AppState;
 use crate::auth::now_ms;
-use crate::checkout::{order_id_for, CheckoutRequest};
+use crate::checkout::{order_id_for, CheckoutError, CheckoutRequest};
 use crate::domain::RequestId;
 use crate::store::{Claim, StoredResponse};
 
@@ -62,9 +62,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(raw.to_string())
 }
 
-/// Responses worth replaying: the outcome is final for this request body.
-fn final_outcome(status: StatusCode) -> bool {
-    status.is_success() || matches!(status.as_u16(), 400 | 402 | 409 | 422)
+/// Outcomes worth replaying: final for this request body. "An earlier attempt is still
+/// in progress" is not: a later retry gets the order once that attempt is settled.
+fn final_outcome(status: StatusCode, in_progress: bool) -> bool {
+    !in_progress && (status.is_success() || matches!(status.as_u16(), 400 | 402 | 409 | 422))
 }
 
 fn replay(stored: StoredResponse) -> Response {
@@ -140,7 +141,9 @@ pub async fn place(
             }
         }
     }
-    let response = match state.checkout.place(&p, req, &order_id, &rid).await {
+    let outcome = state.checkout.place(&p, req, &order_id, &rid).await;
+    let in_progress = matches!(outcome, Err(CheckoutError::InProgress));
+    let response = match outcome {
         Ok(order) => (StatusCode::CREATED, Json(OrderBody { order: order.into() })).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     };
@@ -148,7 +151,7 @@ pub async fn place(
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|e| ApiError::Internal(format!("buffering the response: {e}")))?;
-    if final_outcome(parts.status) {
+    if final_outcome(parts.status, in_progress) {
         orders.complete(
             &scope,
             StoredResponse {

@@ -161,6 +161,20 @@ impl Runtime {
         self.run(plugin, request_id, call).await
     }
 
+    /// `payment-gateway.find-charge`.
+    pub async fn payment_find_charge(
+        &self,
+        plugin: &Plugin,
+        req: pay::ChargeLookup,
+        request_id: &RequestId,
+    ) -> Result<Completed<Result<Option<pay::ChargeReceipt>, pay::PaymentError>>, InvokeError> {
+        let call = guest_call!(
+            payment_pre(plugin)?,
+            plinth_plugin_payment_gateway.call_find_charge(&req)
+        );
+        self.run(plugin, request_id, call).await
+    }
+
     /// `payment-gateway.parse-webhook`.
     pub async fn payment_parse_webhook(
         &self,

@@ -116,6 +116,10 @@ pub struct OrderRecord {
     /// attempt charges under a new provider idempotency key (see `charge_key`).
     #[serde(default)]
     pub attempt: u32,
+    /// The payment method reference the charge is made with (a provider's id such as
+    /// `pm_…` or `pay_…`, never card data): after a crash, the charge is looked up by it.
+    #[serde(default)]
+    pub payment_method: Option<String>,
 }
 
 impl OrderRecord {

@@ -166,6 +166,29 @@ pub fn reconcile(
     }
 }
 
+/// Decides `find-charge` from `GET /v1/payments/{id}` (the customer's payment, which
+/// this plugin captures): captured for the amount asked is the charge; anything else —
+/// unknown, only authorized (Razorpay voids those), failed, refunded, captured for
+/// another amount — took no money for this order.
+pub fn lookup_outcome(
+    status: u16,
+    body: &[u8],
+    amount: &Money,
+) -> Result<Option<ChargeReceipt>, PaymentError> {
+    match status {
+        200 => {}
+        404 => return Ok(None),
+        _ => return Err(error_for_status(status, body)),
+    }
+    let payment: Payment = parse(body, "payment")?;
+    let same_amount =
+        payment.amount == amount.amount && payment.currency.eq_ignore_ascii_case(&amount.currency);
+    if payment.status == "captured" && same_amount {
+        return receipt(payment, Some(amount)).map(Some);
+    }
+    Ok(None)
+}
+
 /// A payment entity as a receipt: only `captured` is a success; `expect`, when given, must
 /// match its amount and currency.
 fn receipt(payment: Payment, expect: Option<&Money>) -> Result<ChargeReceipt, PaymentError> {
@@ -419,6 +442,31 @@ mod tests {
         assert!(matches!(
             reconcile(500, b"", &inr(1000), refused()),
             Err(PaymentError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn finds_a_captured_payment_only() {
+        let found = lookup_outcome(200, CAPTURED.as_bytes(), &inr(1000))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.provider_id, "pay_G3P9vcIhRs3NV4");
+        assert!(lookup_outcome(200, CAPTURED.as_bytes(), &inr(999))
+            .unwrap()
+            .is_none());
+        for status in ["authorized", "failed", "refunded", "created"] {
+            assert!(lookup_outcome(200, with_status(status).as_bytes(), &inr(1000))
+                .unwrap()
+                .is_none());
+        }
+        assert!(
+            lookup_outcome(404, br#"{"error": {"code": "BAD_REQUEST_ERROR"}}"#, &inr(1000))
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            lookup_outcome(503, b"", &inr(1000)),
+            Err(PaymentError::Upstream(_))
         ));
     }
 

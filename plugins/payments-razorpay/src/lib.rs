@@ -7,6 +7,8 @@
 //!   `POST /v1/payments/{id}/capture`. A refused capture is settled from
 //!   `GET /v1/payments/{id}`: already captured for the same amount is a success (a retry),
 //!   failed is a decline.
+//! - `find-charge`: `GET /v1/payments/{id}` of the lookup's payment method: captured for
+//!   the amount is the charge, anything else took no money.
 //! - `refund`: `POST /v1/payments/{id}/refund` with `X-Refund-Idempotency`.
 //! - `parse-webhook`: checks `X-Razorpay-Signature`, then maps `payment.captured`,
 //!   `payment.failed` and `refund.processed`.
@@ -21,8 +23,8 @@ mod webhook;
 use base64::Engine as _;
 use plinth_sdk::payment::log::{self, Level};
 use plinth_sdk::payment::{
-    config, outbound, ChargeReceipt, ChargeRequest, Guest, HttpResponse, OutboundRequest, PaymentError,
-    RefundReceipt, RefundRequest, WebhookEvent, WebhookRequest,
+    config, outbound, ChargeLookup, ChargeReceipt, ChargeRequest, Guest, HttpResponse, OutboundRequest,
+    PaymentError, RefundReceipt, RefundRequest, WebhookEvent, WebhookRequest,
 };
 use serde_json::Value;
 
@@ -138,6 +140,25 @@ impl Guest for Razorpay {
         log_outcome("refund", &format!("of {}", req.provider_id), &result, |r| {
             &r.provider_id
         });
+        result
+    }
+
+    fn find_charge(req: ChargeLookup) -> Result<Option<ChargeReceipt>, PaymentError> {
+        let result = (|| {
+            api::validate_money(&req.amount)?;
+            api::validate_id(&req.payment_method, "payment method")?;
+            call("GET", &format!("/v1/payments/{}", req.payment_method), None, None)
+                .and_then(|resp| api::lookup_outcome(resp.status, &resp.body, &req.amount))
+        })();
+        let subject = format!("for order {}", req.order_id);
+        match &result {
+            Ok(None) => log::log(Level::Info, &format!("razorpay find-charge {subject}: none")),
+            Ok(Some(r)) => log::log(
+                Level::Info,
+                &format!("razorpay find-charge {subject}: {}", r.provider_id),
+            ),
+            Err(e) => log::log(Level::Warn, &format!("razorpay find-charge {subject}: {e:?}")),
+        }
         result
     }
 

@@ -38,7 +38,8 @@ pub fn charge_form(req: &ChargeRequest, descriptive: bool) -> Form {
         .push("payment_method", &req.payment_method)
         .push("confirm", "true")
         .push("payment_method_types[]", "card")
-        .push("metadata[order_id]", &req.order_id);
+        .push("metadata[order_id]", &req.order_id)
+        .push("metadata[charge_key]", &req.idempotency_key);
     if descriptive {
         if let Some(description) = &req.description {
             form.push("description", description);
@@ -62,12 +63,29 @@ pub fn refund_form(req: &RefundRequest) -> Form {
 
 /// The parts of a PaymentIntent the plugin reads.
 #[derive(Debug, Deserialize)]
-struct PaymentIntent {
-    id: String,
-    status: String,
-    amount: i64,
-    currency: String,
+pub(crate) struct PaymentIntent {
+    pub id: String,
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, String>,
     last_payment_error: Option<StripeError>,
+}
+
+impl PaymentIntent {
+    pub fn receipt(&self, status: ChargeStatus) -> ChargeReceipt {
+        ChargeReceipt {
+            provider_id: self.id.clone(),
+            status,
+            amount: Money {
+                amount: self.amount,
+                currency: self.currency.to_ascii_uppercase(),
+            },
+        }
+    }
 }
 
 /// The parts of a Refund the plugin reads.
@@ -116,14 +134,7 @@ pub fn charge_outcome(status: u16, body: &[u8]) -> Result<ChargeReceipt, Payment
             )))
         }
     };
-    Ok(ChargeReceipt {
-        provider_id: pi.id,
-        status,
-        amount: Money {
-            amount: pi.amount,
-            currency: pi.currency.to_ascii_uppercase(),
-        },
-    })
+    Ok(pi.receipt(status))
 }
 
 /// Maps the answer to `POST /v1/refunds`. A refund that is `pending` has been accepted;
@@ -148,7 +159,7 @@ pub fn refund_outcome(status: u16, body: &[u8]) -> Result<RefundReceipt, Payment
     })
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, PaymentError> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, PaymentError> {
     serde_json::from_slice(body)
         .map_err(|e| PaymentError::Upstream(format!("Stripe sent an unexpected {what}: {e}")))
 }
@@ -225,6 +236,7 @@ mod tests {
             charge_form(&charge_request(), true).as_str(),
             "amount=1999&currency=usd&payment_method=pm_card_visa&confirm=true\
              &payment_method_types%5B%5D=card&metadata%5Border_id%5D=ord_1\
+             &metadata%5Bcharge_key%5D=key-1\
              &description=Order%20%231&receipt_email=a%2Bb%40example.com"
         );
         let plain = charge_form(&charge_request(), false);

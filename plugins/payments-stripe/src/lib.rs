@@ -4,6 +4,8 @@
 //! - `charge`: `POST /v1/payment_intents` with `confirm=true` (create and confirm in one
 //!   call), the request's idempotency key as `Idempotency-Key`.
 //! - `refund`: `POST /v1/refunds` for the PaymentIntent, whole or partial.
+//! - `find-charge`: walks `GET /v1/payment_intents` for the one whose
+//!   `metadata[charge_key]` is the lookup's idempotency key (see `lookup`).
 //! - `parse-webhook`: checks `Stripe-Signature` (HMAC-SHA256, 5 minutes' tolerance), then
 //!   maps `payment_intent.succeeded`, `payment_intent.payment_failed` and `charge.refunded`.
 //!
@@ -12,17 +14,20 @@
 //! - `secret_key` (required; sent as HTTP Basic auth, never logged);
 //! - `webhook_secret` (the endpoint's `whsec_…`; webhooks are refused without it);
 //! - `send_description` (default `true`): send `description` and `receipt_email`. Set it to
-//!   `false` for the localstripe emulator, which rejects both parameters.
+//!   `false` for the localstripe emulator, which rejects both parameters;
+//! - `created_filter` (default `true`): narrow `find-charge`'s list with `created[gte]`.
+//!   Set it to `false` for localstripe, which rejects that parameter.
 
 mod api;
 mod form;
+mod lookup;
 mod webhook;
 
 use base64::Engine as _;
 use plinth_sdk::payment::log::{self, Level};
 use plinth_sdk::payment::{
-    config, outbound, ChargeReceipt, ChargeRequest, Guest, HttpResponse, OutboundRequest, PaymentError,
-    RefundReceipt, RefundRequest, WebhookEvent, WebhookRequest,
+    config, outbound, ChargeLookup, ChargeReceipt, ChargeRequest, Guest, HttpResponse, OutboundRequest,
+    PaymentError, RefundReceipt, RefundRequest, WebhookEvent, WebhookRequest,
 };
 
 use crate::form::Form;
@@ -36,31 +41,39 @@ fn setting(key: &str) -> Option<String> {
     config::get(key).filter(|v| !v.trim().is_empty())
 }
 
-/// `POST {base_url}{path}` with a form body, authenticated with the secret key.
-fn post_form(path: &str, form: Form, idempotency_key: &str) -> Result<HttpResponse, PaymentError> {
+/// `{method} {base_url}{path}`, authenticated with the secret key.
+fn call(
+    method: &str,
+    path: &str,
+    mut headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> Result<HttpResponse, PaymentError> {
     let secret = setting("secret_key")
         .ok_or_else(|| PaymentError::Internal("config value `secret_key` is not set".into()))?;
     let base = setting("base_url").unwrap_or_else(|| DEFAULT_BASE_URL.into());
     let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{secret}:"));
-    let mut headers = vec![
-        ("authorization".to_string(), format!("Basic {credentials}")),
-        (
-            "content-type".to_string(),
-            "application/x-www-form-urlencoded".to_string(),
-        ),
-        ("accept".to_string(), "application/json".to_string()),
-    ];
-    if !idempotency_key.is_empty() {
-        headers.push(("idempotency-key".to_string(), idempotency_key.to_string()));
-    }
+    headers.push(("authorization".to_string(), format!("Basic {credentials}")));
+    headers.push(("accept".to_string(), "application/json".to_string()));
     outbound::send(&OutboundRequest {
-        method: "POST".into(),
+        method: method.into(),
         url: format!("{}{path}", base.trim_end_matches('/')),
         headers,
-        body: form.into_body(),
+        body,
         timeout_ms: None,
     })
     .map_err(api::from_outbound)
+}
+
+/// `POST {base_url}{path}` with a form body and the idempotency key.
+fn post_form(path: &str, form: Form, idempotency_key: &str) -> Result<HttpResponse, PaymentError> {
+    let mut headers = vec![(
+        "content-type".to_string(),
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    if !idempotency_key.is_empty() {
+        headers.push(("idempotency-key".to_string(), idempotency_key.to_string()));
+    }
+    call("POST", path, headers, form.into_body())
 }
 
 /// Logs how a call ended: ids and error kinds only, never keys or card data.
@@ -104,6 +117,48 @@ impl Guest for Stripe {
         log_outcome("refund", &format!("of {}", req.provider_id), &result, |r| {
             &r.provider_id
         });
+        result
+    }
+
+    fn find_charge(req: ChargeLookup) -> Result<Option<ChargeReceipt>, PaymentError> {
+        if req.idempotency_key.trim().is_empty() {
+            return Err(PaymentError::Invalid("idempotency key is required".into()));
+        }
+        let created_filter = setting("created_filter").is_none_or(|v| v.trim() != "false");
+        let mut after: Option<String> = None;
+        let mut result = Err(PaymentError::Unavailable(format!(
+            "no answer within {} pages of PaymentIntents",
+            lookup::MAX_PAGES
+        )));
+        for _ in 0..lookup::MAX_PAGES {
+            let path = lookup::page_path(&req, created_filter, after.as_deref());
+            let page = call("GET", &path, Vec::new(), Vec::new())
+                .and_then(|resp| lookup::page_outcome(&req, resp.status, &resp.body));
+            match page {
+                Ok(lookup::PageOutcome::Next(id)) => after = Some(id),
+                Ok(lookup::PageOutcome::Found(found)) => {
+                    result = Ok(found);
+                    break;
+                }
+                Ok(lookup::PageOutcome::Absent) => {
+                    result = Ok(None);
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let subject = format!("for order {}", req.order_id);
+        match &result {
+            Ok(None) => log::log(Level::Info, &format!("stripe find-charge {subject}: none")),
+            Ok(Some(r)) => log::log(
+                Level::Info,
+                &format!("stripe find-charge {subject}: {} ({:?})", r.provider_id, r.status),
+            ),
+            Err(e) => log::log(Level::Warn, &format!("stripe find-charge {subject}: {e:?}")),
+        }
         result
     }
 

@@ -2,7 +2,9 @@
 //! localstripe (or a fake Razorpay), the Shippo plugin against a fake Shippo, an admin
 //! and a shopper.
 
+pub mod binary;
 pub mod fakes;
+pub mod hold_proxy;
 pub mod localstripe;
 
 use std::sync::Arc;
@@ -73,7 +75,7 @@ world = "payment-plugin"
 source = "{source}"
 allowed_hosts = ["{host}"]
 limits = {{ timeout_ms = {timeout_ms} }}
-config = {{ base_url = "{base}", secret_key = "{SECRET_KEY}", webhook_secret = "{WEBHOOK_SECRET}", send_description = "false" }}
+config = {{ base_url = "{base}", secret_key = "{SECRET_KEY}", webhook_secret = "{WEBHOOK_SECRET}", send_description = "false", created_filter = "false" }}
 "#,
                 source = plugin_path("payments_stripe"),
                 host = host_of(&base),

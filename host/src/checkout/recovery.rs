@@ -1,0 +1,195 @@
+//! After a crash. An order the previous run left `pending` lost its request somewhere
+//! between the stock reservation and the commit of its charge — maybe before the charge
+//! reached the provider, maybe after the provider took the money. The provider knows
+//! which: each pending order's charge is looked up there (`find-charge`, by the charge's
+//! idempotency key) before the order is settled:
+//!
+//! - charged → the order is `paid` (then its label is bought, as a checkout would), so
+//!   the money and the order agree and a retry of the request answers with the order;
+//! - not charged (or the charge took no money) → `failed`, its stock back, and a retry
+//!   charges under the same provider key;
+//! - provider unreachable, or the charge still processing → the order stays `pending`
+//!   (a retry gets 409 `request_in_progress`) and is looked up again later.
+
+use std::time::Duration;
+
+use super::{Checkout, CheckoutError};
+use crate::auth::now_ms;
+use crate::domain::RequestId;
+use crate::runtime::bindings::http::plinth::plugin::types::Money as WitMoney;
+use crate::runtime::bindings::payment::exports::plinth::plugin::payment_gateway as pay;
+use crate::store::{OrderRecord, OrderStatus, Payment, StoreError};
+
+/// A charge is looked for from this long before its order was created (clock skew
+/// between the host and the provider).
+const LOOKUP_SLACK_SECS: i64 = 600;
+
+/// How one interrupted order was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The provider had the charge: the order is paid (or, when its label could not be
+    /// bought, refunded and failed like any checkout).
+    Charged,
+    /// No money was taken: the order failed and its stock went back.
+    NotCharged,
+    /// Not settled yet: try again later.
+    Later,
+}
+
+impl Checkout {
+    /// At startup, before serving: idempotency claims whose requests died with the last
+    /// process may be retried.
+    pub(super) fn release_claims(&self) -> Result<(), StoreError> {
+        let released = self.orders.release_unfinished_claims()?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "idempotency keys of interrupted checkouts may be retried"
+            );
+        }
+        self.storage.flush_blocking()
+    }
+
+    /// The orders a previous run left pending. Only meaningful before serving: once
+    /// checkouts run, their own orders are pending too.
+    pub fn interrupted_orders(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .orders
+            .with_status(OrderStatus::Pending)?
+            .into_iter()
+            .map(|o| o.id)
+            .collect())
+    }
+
+    /// Settles interrupted orders, one after the other, until `budget` runs out. Returns
+    /// the ones still to settle.
+    pub async fn reconcile(&self, ids: Vec<String>, budget: Duration) -> Vec<String> {
+        let until = tokio::time::Instant::now() + budget;
+        let mut left = Vec::new();
+        for id in ids {
+            if tokio::time::Instant::now() >= until {
+                left.push(id);
+                continue;
+            }
+            match self.reconcile_one(&id).await {
+                Ok(Settled::Later) => left.push(id),
+                Ok(settled) => tracing::info!(order_id = %id, ?settled, "interrupted order settled"),
+                Err(e) => {
+                    tracing::warn!(order_id = %id, error = %e, "interrupted order not settled yet");
+                    left.push(id);
+                }
+            }
+        }
+        left
+    }
+
+    /// Settles one order a crash interrupted; see the module docs.
+    pub async fn reconcile_one(&self, id: &str) -> Result<Settled, CheckoutError> {
+        let Some(mut order) = self.orders.get(id)? else {
+            return Ok(Settled::NotCharged);
+        };
+        if order.status != OrderStatus::Pending {
+            // A provider webhook settled it meanwhile.
+            return Ok(if order.payment.is_some() {
+                Settled::Charged
+            } else {
+                Settled::NotCharged
+            });
+        }
+        let rid = RequestId::generate();
+        let found = match (self.payment.clone(), order.payment_method.clone()) {
+            (Some(plugin), Some(payment_method)) => {
+                let lookup = pay::ChargeLookup {
+                    order_id: order.id.clone(),
+                    idempotency_key: order.charge_key(),
+                    amount: WitMoney {
+                        amount: order.total,
+                        currency: order.currency.clone(),
+                    },
+                    payment_method,
+                    not_before: order.created_at / 1000 - LOOKUP_SLACK_SECS,
+                };
+                let answer = self.runtime.payment_find_charge(&plugin, lookup, &rid).await?;
+                match answer.value {
+                    Ok(found) => found.map(|receipt| (plugin.name().to_string(), receipt)),
+                    Err(e) => {
+                        return Err(CheckoutError::PaymentFailed(format!(
+                            "looking up the charge: {}",
+                            super::describe_payment_error(&e)
+                        )))
+                    }
+                }
+            }
+            // No payment plugin any more, or an order recorded before charges could be
+            // looked up: nothing to ask.
+            _ => None,
+        };
+        match found {
+            Some((provider, receipt)) if receipt.status == pay::ChargeStatus::Succeeded => {
+                self.mark_charged(&mut order, provider, receipt.provider_id, &rid)
+                    .await?;
+                Ok(Settled::Charged)
+            }
+            Some((_, receipt)) if receipt.status == pay::ChargeStatus::Pending => {
+                tracing::info!(order_id = %order.id, provider_id = %receipt.provider_id, "interrupted charge still processing at the provider");
+                Ok(Settled::Later)
+            }
+            _ => {
+                order.transition(
+                    OrderStatus::Failed,
+                    now_ms(),
+                    Some(
+                        "interrupted by a restart; the payment provider has no charge for it; stock restored"
+                            .into(),
+                    ),
+                );
+                self.orders.save(&mut order, true)?;
+                self.storage.flush().await?;
+                tracing::warn!(order_id = %order.id, "interrupted order had no charge: failed, stock restored");
+                Ok(Settled::NotCharged)
+            }
+        }
+    }
+
+    async fn mark_charged(
+        &self,
+        order: &mut OrderRecord,
+        provider: String,
+        provider_id: String,
+        rid: &RequestId,
+    ) -> Result<(), CheckoutError> {
+        tracing::warn!(order_id = %order.id, provider_id = %provider_id, "interrupted order was charged: completing it");
+        order.payment = Some(Payment {
+            provider,
+            provider_id,
+            refund_id: None,
+        });
+        order.transition(
+            OrderStatus::Paid,
+            now_ms(),
+            Some("interrupted by a restart; the charge was found at the payment provider".into()),
+        );
+        self.orders.save(order, false)?;
+        self.storage.flush().await?;
+        match self.fulfil(order, rid).await {
+            // The label failed: the order was refunded and failed, like a checkout whose
+            // label fails. Settled either way.
+            Err(CheckoutError::ShippingFailed(why)) => {
+                tracing::warn!(order_id = %order.id, %why, "label of a recovered order failed: refunded");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Keeps settling the orders a startup pass left, with growing pauses (5 s doubling up
+/// to 5 min), until none is left.
+pub async fn reconcile_until_settled(checkout: &Checkout, mut ids: Vec<String>) {
+    let mut pause = Duration::from_secs(5);
+    while !ids.is_empty() {
+        tokio::time::sleep(pause).await;
+        ids = checkout.reconcile(ids, Duration::from_secs(60)).await;
+        pause = (pause * 2).min(Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,180 @@
+//! A crash at an exact point of a checkout, with a proxy that stalls the traffic to
+//! localstripe: the charge never reached the provider, or the provider took the money
+//! and its answer never came back. After a restart, recovery asks the provider
+//! (`find-charge`) and the money and the orders agree: charged orders complete, the others
+//! fail with their stock back, and a retry of the request never charges twice.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::shop::binary::{Server, ShopDir};
+use crate::shop::hold_proxy::{HoldProxy, Mode};
+use crate::shop::{localstripe, Payments, ShopOptions};
+
+const SKU: &str = "RECOVER-1";
+const STOCK: u64 = 10;
+
+struct Rig {
+    shop: ShopDir,
+    proxy: HoldProxy,
+    shopper: String,
+}
+
+/// A shop whose Stripe plugin reaches localstripe through a `HoldProxy`, served by the
+/// real binary.
+async fn rig() -> (Rig, Server) {
+    let proxy = HoldProxy::start(localstripe().await.port).await;
+    let shop = ShopDir::create(&ShopOptions {
+        payments: Payments::Stripe {
+            base_url: Some(proxy.url()),
+            // Longer than any test waits: the kill lands while the charge is stalled.
+            timeout_ms: 60_000,
+        },
+        rules: false,
+        ..ShopOptions::default()
+    })
+    .await;
+    let server = shop.start().await;
+    let admin = server.api.login("root").await;
+    server.api.create_product(&admin, SKU, STOCK).await;
+    let shopper = server.api.login("shopper").await;
+    (Rig { shop, proxy, shopper }, server)
+}
+
+/// Starts a checkout that will hang at the proxy; returns the id of its pending order.
+async fn stalled_checkout(rig: &Rig, server: &Server, key: &str) -> String {
+    let api = server.api.clone();
+    let (token, key) = (rig.shopper.clone(), key.to_string());
+    tokio::spawn(async move {
+        // Cut off by the kill: no answer.
+        let _ = api.checkout(&token, SKU, &key).await;
+    });
+    let order = wait_for("a pending order", || async {
+        server
+            .api
+            .all_orders(&rig.shopper)
+            .await
+            .into_iter()
+            .find(|o| o["status"] == "pending")
+    })
+    .await;
+    order["id"].as_str().unwrap().to_string()
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn order(server: &Server, rig: &Rig, id: &str) -> Value {
+    let (status, body) = server.api.get(&rig.shopper, &format!("/orders/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["order"].clone()
+}
+
+async fn succeeded_charges(order_id: &str) -> Vec<String> {
+    localstripe()
+        .await
+        .intents_for(order_id)
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .map(|pi| pi["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_cut_off_by_a_crash_completes_its_order_once_the_provider_answers() {
+    let (rig, server) = rig().await;
+    rig.proxy.set(Mode::HoldResponses);
+    let id = stalled_checkout(&rig, &server, "cut-off").await;
+    // localstripe took the money; its answer is stuck in the proxy. Now the crash.
+    let charge = wait_for("the charge at localstripe", || async {
+        succeeded_charges(&id).await.pop()
+    })
+    .await;
+    server.kill().await;
+
+    // The provider is unreachable when the server comes back: the order cannot be
+    // settled yet, so it stays pending and a retry is told to come back later.
+    rig.proxy.set(Mode::Refuse);
+    let server = rig.shop.start().await;
+    assert_eq!(order(&server, &rig, &id).await["status"], "pending");
+    let (status, body) = server.api.checkout(&rig.shopper, SKU, "cut-off").await.unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "request_in_progress");
+
+    // Once it answers, the background reconciler finds the charge and completes the order.
+    rig.proxy.set(Mode::Pass);
+    let done = wait_for("the order to complete", || async {
+        let o = order(&server, &rig, &id).await;
+        // `paid` on the way, `fulfilled` once the label is bought.
+        (o["status"] == "fulfilled" || o["status"] == "failed").then_some(o)
+    })
+    .await;
+    assert_eq!(done["status"], "fulfilled", "{done}");
+    assert_eq!(done["payment"]["provider_id"], charge.as_str());
+    let notes: Vec<&str> = done["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["note"].as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("charge was found at the payment provider")),
+        "{notes:?}"
+    );
+
+    // The retry gets the order; nobody was charged twice.
+    let (status, body) = server.api.checkout(&rig.shopper, SKU, "cut-off").await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["order"]["id"], id.as_str());
+    assert_eq!(succeeded_charges(&id).await, vec![charge]);
+    assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1);
+    server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_that_never_reached_the_provider_fails_its_order_and_a_retry_charges_once() {
+    let (rig, server) = rig().await;
+    rig.proxy.set(Mode::HoldRequests);
+    let id = stalled_checkout(&rig, &server, "never-sent").await;
+    assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1, "reserved");
+    server.kill().await;
+
+    rig.proxy.set(Mode::Pass);
+    let server = rig.shop.start().await;
+    let failed = order(&server, &rig, &id).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["payment"].is_null(), "{failed}");
+    assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK, "stock restored");
+    assert!(succeeded_charges(&id).await.is_empty());
+
+    let (status, body) = server
+        .api
+        .checkout(&rig.shopper, SKU, "never-sent")
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["order"]["id"], id.as_str());
+    assert_eq!(body["order"]["status"], "fulfilled");
+    assert_eq!(succeeded_charges(&id).await.len(), 1, "charged exactly once");
+    assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1);
+    server.kill().await;
+}

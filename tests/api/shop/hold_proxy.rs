@@ -1,0 +1,85 @@
+//! A TCP proxy in front of a real service (localstripe) that can stall traffic, to put a
+//! crash at an exact point of a checkout: before the charge reaches the provider, or
+//! after the provider made it but before its answer got back. Fault injection in the
+//! network, in the spirit of toxiproxy; the provider behind it is the real emulator.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What a new connection gets. Each connection keeps the mode it was accepted in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Both directions forwarded.
+    Pass,
+    /// The request is read and never forwarded: the provider never sees it.
+    HoldRequests,
+    /// The request is forwarded, the provider's answer is never passed back.
+    HoldResponses,
+    /// The connection is closed at once: the provider is unreachable.
+    Refuse,
+}
+
+pub struct HoldProxy {
+    pub port: u16,
+    mode: Arc<Mutex<Mode>>,
+}
+
+impl HoldProxy {
+    /// Listens on a free loopback port, forwarding to `upstream_port`.
+    pub async fn start(upstream_port: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(Mutex::new(Mode::Pass));
+        let shared = mode.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mode = *shared.lock().unwrap();
+                tokio::spawn(serve(client, upstream_port, mode));
+            }
+        });
+        Self { port, mode }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+async fn serve(mut client: TcpStream, upstream_port: u16, mode: Mode) {
+    match mode {
+        Mode::Refuse => drop(client),
+        Mode::HoldRequests => {
+            let mut sink = [0u8; 4096];
+            while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+        }
+        Mode::Pass | Mode::HoldResponses => {
+            let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+                return;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut upstream_read, mut upstream_write) = upstream.into_split();
+            let requests = tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
+                let _ = upstream_write.shutdown().await;
+            });
+            if mode == Mode::Pass {
+                let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+                let _ = client_write.shutdown().await;
+            } else {
+                let mut sink = [0u8; 4096];
+                while matches!(upstream_read.read(&mut sink).await, Ok(n) if n > 0) {}
+                // The client's side stays open, answerless, until the client goes away.
+                let _ = requests.await;
+                drop(client_write);
+                return;
+            }
+            let _ = requests.await;
+        }
+    }
+}
