@@ -120,6 +120,10 @@ async fn a_kill_during_checkout_load_loses_no_acknowledged_order_and_no_stock() 
             orders.iter().all(|o| o["status"] != "pending"),
             "recovery left pending orders"
         );
+        assert!(
+            orders.iter().all(|o| o["status"] != "paid"),
+            "recovery left paid orders without their label"
+        );
         // Retrying an interrupted request completes it, at most once.
         for key in &outcomes.interrupted {
             let (status, body) = api.checkout(&token, SKU, key).await.unwrap();

@@ -2,8 +2,10 @@
 //! localstripe: the charge never reached the provider, or the provider took the money
 //! and its answer never came back. After a restart, recovery asks the provider
 //! (`find-charge`) and the money and the orders agree: charged orders complete, the others
-//! fail with their stock back, and a retry of the request never charges twice.
+//! fail with their stock back, paid orders get their label, and a retry of the request
+//! never charges twice.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -42,21 +44,21 @@ async fn rig() -> (Rig, Server) {
     (Rig { shop, proxy, shopper }, server)
 }
 
-/// Starts a checkout that will hang at the proxy; returns the id of its pending order.
-async fn stalled_checkout(rig: &Rig, server: &Server, key: &str) -> String {
+/// Starts a checkout that will hang; returns the id of its order once it has `status`.
+async fn stalled_checkout(rig: &Rig, server: &Server, key: &str, status: &str) -> String {
     let api = server.api.clone();
     let (token, key) = (rig.shopper.clone(), key.to_string());
     tokio::spawn(async move {
         // Cut off by the kill: no answer.
         let _ = api.checkout(&token, SKU, &key).await;
     });
-    let order = wait_for("a pending order", || async {
+    let order = wait_for("the stalled order", || async {
         server
             .api
             .all_orders(&rig.shopper)
             .await
             .into_iter()
-            .find(|o| o["status"] == "pending")
+            .find(|o| o["status"] == status)
     })
     .await;
     order["id"].as_str().unwrap().to_string()
@@ -101,7 +103,7 @@ async fn succeeded_charges(order_id: &str) -> Vec<String> {
 async fn a_charge_cut_off_by_a_crash_completes_its_order_once_the_provider_answers() {
     let (rig, server) = rig().await;
     rig.proxy.set(Mode::HoldResponses);
-    let id = stalled_checkout(&rig, &server, "cut-off").await;
+    let id = stalled_checkout(&rig, &server, "cut-off", "pending").await;
     // localstripe took the money; its answer is stuck in the proxy. Now the crash.
     let charge = wait_for("the charge at localstripe", || async {
         succeeded_charges(&id).await.pop()
@@ -154,7 +156,7 @@ async fn a_charge_cut_off_by_a_crash_completes_its_order_once_the_provider_answe
 async fn a_charge_that_never_reached_the_provider_fails_its_order_and_a_retry_charges_once() {
     let (rig, server) = rig().await;
     rig.proxy.set(Mode::HoldRequests);
-    let id = stalled_checkout(&rig, &server, "never-sent").await;
+    let id = stalled_checkout(&rig, &server, "never-sent", "pending").await;
     assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1, "reserved");
     server.kill().await;
 
@@ -175,6 +177,33 @@ async fn a_charge_that_never_reached_the_provider_fails_its_order_and_a_retry_ch
     assert_eq!(body["order"]["id"], id.as_str());
     assert_eq!(body["order"]["status"], "fulfilled");
     assert_eq!(succeeded_charges(&id).await.len(), 1, "charged exactly once");
+    assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1);
+    server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_cut_off_before_its_label_gets_it_after_a_restart() {
+    let (rig, server) = rig().await;
+    rig.shop.shippo.stall_labels.store(true, Ordering::SeqCst);
+    let id = stalled_checkout(&rig, &server, "no-label", "paid").await;
+    server.kill().await;
+
+    rig.shop.shippo.stall_labels.store(false, Ordering::SeqCst);
+    let labels_before = rig.shop.shippo.labels_bought.load(Ordering::SeqCst);
+    let server = rig.shop.start().await;
+    let done = order(&server, &rig, &id).await;
+    assert_eq!(done["status"], "fulfilled", "{done}");
+    assert!(done["shipment"]["tracking_number"].is_string(), "{done}");
+    assert_eq!(
+        rig.shop.shippo.labels_bought.load(Ordering::SeqCst),
+        labels_before + 1,
+        "one label"
+    );
+    let (status, body) = server.api.checkout(&rig.shopper, SKU, "no-label").await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["order"]["id"], id.as_str());
+    assert_eq!(body["order"]["status"], "fulfilled");
+    assert_eq!(succeeded_charges(&id).await.len(), 1, "charged once");
     assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1);
     server.kill().await;
 }

@@ -10,6 +10,8 @@
 //!   charges under the same provider key;
 //! - provider unreachable, or the charge still processing → the order stays `pending`
 //!   (a retry gets 409 `request_in_progress`) and is looked up again later.
+//!
+//! An order that was paid but whose label was not bought yet gets its label.
 
 use std::time::Duration;
 
@@ -50,12 +52,15 @@ impl Checkout {
         self.storage.flush_blocking()
     }
 
-    /// The orders a previous run left pending. Only meaningful before serving: once
-    /// checkouts run, their own orders are pending too.
+    /// The orders a previous run left unfinished: pending, or paid with a label still to
+    /// buy. Only meaningful before serving: once checkouts run, theirs are unfinished too.
     pub fn interrupted_orders(&self) -> Result<Vec<String>, StoreError> {
+        let label_due = |o: &OrderRecord| {
+            o.status == OrderStatus::Paid && o.shipment.as_ref().is_some_and(|s| s.label_url.is_none())
+        };
         Ok(self
             .orders
-            .with_status(OrderStatus::Pending)?
+            .matching(|o| o.status == OrderStatus::Pending || label_due(o))?
             .into_iter()
             .map(|o| o.id)
             .collect())
@@ -88,15 +93,20 @@ impl Checkout {
         let Some(mut order) = self.orders.get(id)? else {
             return Ok(Settled::NotCharged);
         };
+        let rid = RequestId::generate();
+        if order.status == OrderStatus::Paid {
+            // Charged and committed; the crash came before the label.
+            self.fulfil_recovered(&mut order, &rid).await?;
+            return Ok(Settled::Charged);
+        }
         if order.status != OrderStatus::Pending {
-            // A provider webhook settled it meanwhile.
+            // A provider webhook or an admin settled it meanwhile.
             return Ok(if order.payment.is_some() {
                 Settled::Charged
             } else {
                 Settled::NotCharged
             });
         }
-        let rid = RequestId::generate();
         let found = match (self.payment.clone(), order.payment_method.clone()) {
             (Some(plugin), Some(payment_method)) => {
                 let lookup = pay::ChargeLookup {
@@ -171,6 +181,12 @@ impl Checkout {
         );
         self.orders.save(order, false)?;
         self.storage.flush().await?;
+        self.fulfil_recovered(order, rid).await
+    }
+
+    /// Buys the label of a recovered paid order. A label that cannot be bought refunds
+    /// and fails the order, as in a checkout: settled either way.
+    async fn fulfil_recovered(&self, order: &mut OrderRecord, rid: &RequestId) -> Result<(), CheckoutError> {
         match self.fulfil(order, rid).await {
             // The label failed: the order was refunded and failed, like a checkout whose
             // label fails. Settled either way.

@@ -425,11 +425,12 @@ impl SledOrders {
     }
 
     /// Every order in a state, for recovery.
-    pub fn with_status(&self, status: OrderStatus) -> Result<Vec<OrderRecord>, StoreError> {
+    /// Every order `keep` accepts (a full scan: for start-up, not for requests).
+    pub fn matching(&self, keep: impl Fn(&OrderRecord) -> bool) -> Result<Vec<OrderRecord>, StoreError> {
         let mut out = Vec::new();
         for item in self.orders.iter() {
             let o: OrderRecord = decode(&item?.1)?;
-            if o.status == status {
+            if keep(&o) {
                 out.push(o);
             }
         }

@@ -2,11 +2,13 @@
 //! and a client for its checkout API.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::helpers::{cli_create_user, config_text, spawn_binary, wait_listening, PASSWORD};
+use crate::shop::fakes::Shippo;
 use crate::shop::{self, cart, ShopOptions};
 
 /// A data directory with users `root` (admin) and `shopper`, and a config for the shop.
@@ -14,6 +16,8 @@ pub struct ShopDir {
     _dir: tempfile::TempDir,
     pub config: PathBuf,
     pub data: PathBuf,
+    /// The fake Shippo the shop's shipping plugin talks to (it outlives the servers).
+    pub shippo: Arc<Shippo>,
 }
 
 impl ShopDir {
@@ -25,13 +29,14 @@ impl ShopDir {
             let out = cli_create_user(&data, name, admin, PASSWORD).await;
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         }
-        let (plugins, _shippo) = shop::config(opts).await;
+        let (plugins, shippo) = shop::config(opts).await;
         let config = dir.path().join("plinth.toml");
         std::fs::write(&config, config_text(&plugins)).unwrap();
         Self {
             _dir: dir,
             config,
             data,
+            shippo,
         }
     }
 

@@ -23,6 +23,8 @@ async fn serve(app: Router) -> u16 {
 pub struct Shippo {
     pub labels_bought: AtomicUsize,
     pub fail_labels: AtomicBool,
+    /// Label purchases never get an answer (to crash the host while it waits).
+    pub stall_labels: AtomicBool,
 }
 
 fn rate(id: &str) -> Value {
@@ -76,6 +78,9 @@ pub async fn shippo() -> (u16, Arc<Shippo>) {
 }
 
 async fn buy_label(State(s): State<Arc<Shippo>>, Json(body): Json<Value>) -> Response {
+    if s.stall_labels.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
     if s.fail_labels.load(Ordering::SeqCst) {
         return Json(json!({ "object_id": "txn_err", "status": "ERROR", "messages": [{ "source": "USPS", "text": "Address invalid" }] }))
             .into_response();
