@@ -2,6 +2,7 @@
 //! wasm32-wasip2. Run them with `cargo xtask test`.
 
 mod admin;
+mod admin_orders;
 mod auth;
 mod catalog;
 mod checkout;

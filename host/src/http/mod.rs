@@ -2,6 +2,7 @@
 //! (request id, tracing span, metrics) and JSON errors for everything, panics included.
 
 mod admin;
+mod admin_orders;
 mod auth;
 mod body;
 mod catalog;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(oauth::router())
         .merge(admin::router())
+        .merge(admin_orders::router())
         .merge(contacts::router())
         .merge(catalog::router())
         .merge(weather::router())

@@ -27,6 +27,8 @@ use super::AppState;
         super::oauth::link,
         super::admin::list_users,
         super::admin::disable_user,
+        super::admin_orders::list,
+        super::admin_orders::read,
         super::contacts::create,
         super::contacts::list,
         super::contacts::read,

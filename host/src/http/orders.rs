@@ -30,6 +30,12 @@ pub struct OrdersBody {
     next_cursor: Option<String>,
 }
 
+impl OrdersBody {
+    pub fn new(orders: Vec<OrderView>, next_cursor: Option<String>) -> Self {
+        Self { orders, next_cursor }
+    }
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {

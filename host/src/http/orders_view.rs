@@ -29,6 +29,8 @@ pub struct TransitionView {
 #[derive(Serialize, ToSchema)]
 pub struct OrderView {
     id: String,
+    /// The customer's user id.
+    user_id: String,
     status: OrderStatus,
     currency: String,
     lines: Vec<LineView>,
@@ -48,6 +50,7 @@ impl From<OrderRecord> for OrderView {
     fn from(o: OrderRecord) -> Self {
         Self {
             id: o.id,
+            user_id: o.user_id,
             status: o.status,
             currency: o.currency,
             lines: o

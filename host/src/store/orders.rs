@@ -184,6 +184,8 @@ pub struct SledOrders {
     stock: sled::Tree,
     orders: sled::Tree,
     user_orders: sled::Tree,
+    /// `{created_at:020}/{order_id}` → order id: every order, in time order (admin list).
+    time_orders: sled::Tree,
     by_payment: sled::Tree,
     idempotency: sled::Tree,
     /// `{user_id}/{sku}` → units of that sku in the user's sold orders (for rules such as
@@ -213,6 +215,14 @@ fn user_key(user_id: &str, created_at: i64, order_id: &str) -> Vec<u8> {
     format!("{user_id}/{created_at:020}/{order_id}").into_bytes()
 }
 
+fn time_key(created_at: i64, order_id: &str) -> Vec<u8> {
+    format!("{created_at:020}/{order_id}").into_bytes()
+}
+
+/// How many index entries one admin page may look at before it returns (with a cursor),
+/// so a filter that matches little cannot turn one request into a full scan.
+const MAX_SCAN_PER_PAGE: usize = 10_000;
+
 fn tx_error<E>(e: TransactionError<E>, abort: impl FnOnce(E) -> ReserveError) -> ReserveError {
     match e {
         TransactionError::Abort(a) => abort(a),
@@ -226,11 +236,28 @@ impl SledOrders {
             stock: db.open_tree("stock")?,
             orders: db.open_tree("orders")?,
             user_orders: db.open_tree("user-orders")?,
+            time_orders: db.open_tree("orders-by-time")?,
             by_payment: db.open_tree("orders-by-payment")?,
             idempotency: db.open_tree("idempotency")?,
             purchases: db.open_tree("user-purchases")?,
         })
         .and_then(|o| o.rebuild_purchases_if_missing().map(|()| o))
+        .and_then(|o| o.rebuild_time_index_if_stale().map(|()| o))
+    }
+
+    /// Rebuilds the time index when it does not cover every order (a database from
+    /// before it existed).
+    fn rebuild_time_index_if_stale(&self) -> Result<(), StoreError> {
+        if self.time_orders.len() == self.orders.len() {
+            return Ok(());
+        }
+        self.time_orders.clear()?;
+        for item in self.orders.iter() {
+            let o: OrderRecord = decode(&item?.1)?;
+            self.time_orders
+                .insert(time_key(o.created_at, &o.id), o.id.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Counts purchases from the orders when the counters are absent (a database from
@@ -273,8 +300,9 @@ impl SledOrders {
         }
         let record = encode(order)?;
         let index = user_key(&order.user_id, order.created_at, &order.id);
-        (&self.stock, &self.orders, &self.user_orders)
-            .transaction(|(stock, orders, user_orders)| {
+        let by_time = time_key(order.created_at, &order.id);
+        (&self.stock, &self.orders, &self.user_orders, &self.time_orders)
+            .transaction(|(stock, orders, user_orders, time_orders)| {
                 if orders.get(order.id.as_bytes())?.is_some() {
                     return Err(Abortable::Abort(None));
                 }
@@ -287,6 +315,7 @@ impl SledOrders {
                 }
                 orders.insert(order.id.as_bytes(), record.as_slice())?;
                 user_orders.insert(index.as_slice(), order.id.as_bytes())?;
+                time_orders.insert(by_time.as_slice(), order.id.as_bytes())?;
                 Ok(())
             })
             .map_err(|e| {
@@ -361,9 +390,10 @@ impl SledOrders {
             .map(|l| (l.sku.clone(), u64::from(l.quantity)))
             .collect();
         let index = user_key(&order.user_id, order.created_at, &order.id);
+        let by_time = time_key(order.created_at, &order.id);
         let give_back = !order.stock_released;
-        (&self.stock, &self.orders, &self.user_orders)
-            .transaction(|(stock, orders, user_orders)| {
+        (&self.stock, &self.orders, &self.user_orders, &self.time_orders)
+            .transaction(|(stock, orders, user_orders, time_orders)| {
                 if orders.remove(order.id.as_bytes())?.is_some() && give_back {
                     for (sku, qty) in &lines {
                         let have = stock_of(stock.get(sku.as_bytes())?);
@@ -371,6 +401,7 @@ impl SledOrders {
                     }
                 }
                 user_orders.remove(index.as_slice())?;
+                time_orders.remove(by_time.as_slice())?;
                 Ok::<(), Abortable<()>>(())
             })
             .map_err(|e| match e {
@@ -424,7 +455,36 @@ impl SledOrders {
         Ok((out, None))
     }
 
-    /// Every order in a state, for recovery.
+    /// A page of all orders, newest first, optionally only those in `status`: like
+    /// `page_for_user`, but a page also ends after [`MAX_SCAN_PER_PAGE`] index entries
+    /// (with a position to go on from), so a rare status never means a full scan.
+    pub fn page_all(
+        &self,
+        status: Option<OrderStatus>,
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<OrderRecord>, Option<Vec<u8>>), StoreError> {
+        let range = match before {
+            Some(b) => self.time_orders.range(..b.to_vec()),
+            None => self.time_orders.range::<Vec<u8>, _>(..),
+        };
+        let mut out = Vec::new();
+        let mut last_key = None;
+        for (scanned, item) in range.rev().enumerate() {
+            let (key, id) = item?;
+            if out.len() == limit || scanned == MAX_SCAN_PER_PAGE {
+                return Ok((out, last_key));
+            }
+            last_key = Some(key.to_vec());
+            if let Some(o) = self.get(&String::from_utf8_lossy(&id))? {
+                if status.is_none_or(|s| o.status == s) {
+                    out.push(o);
+                }
+            }
+        }
+        Ok((out, None))
+    }
+
     /// Every order `keep` accepts (a full scan: for start-up, not for requests).
     pub fn matching(&self, keep: impl Fn(&OrderRecord) -> bool) -> Result<Vec<OrderRecord>, StoreError> {
         let mut out = Vec::new();

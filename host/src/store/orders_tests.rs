@@ -183,3 +183,34 @@ fn purchase_counters_follow_sold_orders() {
     let reopened = SledOrders::open(&db).unwrap();
     assert_eq!(bought(&reopened), [("SKU".into(), 0), ("OTHER".into(), 3)]);
 }
+
+#[test]
+fn all_orders_page_newest_first_by_status_and_the_index_is_rebuilt_for_old_databases() {
+    let (db, orders) = open();
+    set_stock(&db, "SKU", 10);
+    for (i, user) in ["u1", "u2", "u1"].iter().enumerate() {
+        orders
+            .reserve(&order(&format!("o{i}"), user, 10 + i as i64, "SKU", 1))
+            .unwrap();
+    }
+    let mut paid = orders.get("o1").unwrap().unwrap();
+    paid.transition(OrderStatus::Paid, 20, None);
+    orders.save(&mut paid, false).unwrap();
+    let ids = |page: &[OrderRecord]| page.iter().map(|o| o.id.clone()).collect::<Vec<_>>();
+
+    let (first, next) = orders.page_all(None, None, 2).unwrap();
+    assert_eq!(ids(&first), ["o2", "o1"]);
+    let (rest, next) = orders.page_all(None, next.as_deref(), 2).unwrap();
+    assert_eq!((ids(&rest), next), (vec!["o0".to_string()], None));
+    let (only, _) = orders.page_all(Some(OrderStatus::Paid), None, 10).unwrap();
+    assert_eq!(ids(&only), ["o1"]);
+
+    // A discarded order leaves the index with it.
+    orders.discard(&orders.get("o0").unwrap().unwrap()).unwrap();
+    assert_eq!(ids(&orders.page_all(None, None, 10).unwrap().0), ["o2", "o1"]);
+
+    // A database from before the index: rebuilt on open.
+    db.open_tree("orders-by-time").unwrap().clear().unwrap();
+    let reopened = SledOrders::open(&db).unwrap();
+    assert_eq!(ids(&reopened.page_all(None, None, 10).unwrap().0), ["o2", "o1"]);
+}
