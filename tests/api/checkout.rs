@@ -180,26 +180,7 @@ async fn two_hundred_concurrent_checkouts_never_oversell() {
     s.add_product("HOT-1", 999, 50).await;
     let body = cart(&[("HOT-1", 1)], "pm_card_visa", None);
     let attempts: Vec<_> = (0..200)
-        .map(|i| {
-            let (client, url, token, body) = (
-                s.app.client.clone(),
-                s.app.url("/checkout"),
-                s.shopper.clone(),
-                body.clone(),
-            );
-            tokio::spawn(async move {
-                let resp = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("idempotency-key", format!("rush-{i}"))
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = resp.status().as_u16();
-                (status, json(resp).await)
-            })
-        })
+        .map(|i| s.spawn_checkout(format!("rush-{i}"), &body))
         .collect();
     let mut orders = HashSet::new();
     let mut out_of_stock = 0;

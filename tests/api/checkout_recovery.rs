@@ -207,3 +207,61 @@ async fn a_paid_order_cut_off_before_its_label_gets_it_after_a_restart() {
     assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1);
     server.kill().await;
 }
+
+/// The charge goes through at localstripe but its answer never comes back within the
+/// plugin's deadline: the host asks, finds the charge and refunds it; the order fails
+/// visibly with its refund and its stock back; a retry charges anew, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_whose_answer_times_out_is_found_and_refunded() {
+    let proxy = HoldProxy::start(localstripe().await.port).await;
+    let s = crate::shop::shop(ShopOptions {
+        payments: Payments::Stripe {
+            base_url: Some(proxy.url()),
+            timeout_ms: 2_000,
+        },
+        rules: false,
+        ..ShopOptions::default()
+    })
+    .await;
+    s.add_product(SKU, 1200, STOCK).await;
+    proxy.set(Mode::HoldResponses);
+    let body = crate::shop::cart(&[(SKU, 1)], "pm_card_visa", None);
+    let checkout = s.spawn_checkout("slow-answer".into(), &body);
+    let id = wait_for("the pending order", || async {
+        let page = crate::helpers::json(s.app.get_as(&s.shopper, "/orders").await).await;
+        page["orders"][0]["id"].as_str().map(str::to_string)
+    })
+    .await;
+    let charge = wait_for("the charge at localstripe", || async {
+        succeeded_charges(&id).await.pop()
+    })
+    .await;
+    // The lookup after the timeout gets through.
+    proxy.set(Mode::Pass);
+    let (status, answer) = checkout.await.unwrap();
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "payment_failed");
+
+    let order = crate::helpers::json(s.app.get_as(&s.shopper, &format!("/orders/{id}")).await).await;
+    assert_eq!(order["order"]["status"], "failed", "{order}");
+    assert_eq!(order["order"]["payment"]["provider_id"], charge.as_str());
+    assert!(order["order"]["payment"]["refund_id"].is_string(), "{order}");
+    assert_eq!(s.stock(SKU).await, STOCK);
+    let refunds = localstripe().await.refunds_for(&charge).await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+
+    // The retry is a new attempt: a new charge under a new provider key, kept this time.
+    let resp = s.checkout("slow-answer", &body).await;
+    let status = resp.status();
+    let retried = crate::helpers::json(resp).await;
+    assert_eq!(status, 201, "{retried}");
+    assert_eq!(retried["order"]["id"], id.as_str());
+    let charges = succeeded_charges(&id).await;
+    assert_eq!(charges.len(), 2, "the refunded one and the new one");
+    assert_eq!(
+        retried["order"]["payment"]["provider_id"],
+        charges.iter().find(|c| **c != charge).unwrap().as_str()
+    );
+    assert_eq!(s.stock(SKU).await, STOCK - 1);
+    s.app.stop().await;
+}

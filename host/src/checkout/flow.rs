@@ -52,6 +52,20 @@ fn ship_address(a: &Address) -> ship::Address {
     }
 }
 
+/// Whether a charge call ended without telling whether money moved: the plugin timed
+/// out or failed, or the provider was unreachable or answered with a server error.
+fn charge_unknown(
+    outcome: &Result<Result<pay::ChargeReceipt, pay::PaymentError>, crate::runtime::InvokeError>,
+) -> bool {
+    matches!(
+        outcome,
+        Err(_)
+            | Ok(Err(
+                pay::PaymentError::Unavailable(_) | pay::PaymentError::Upstream(_)
+            ))
+    )
+}
+
 /// The deterministic order id of an idempotency key: a retry can never make a second
 /// order, and the provider sees the same idempotency key every time.
 pub fn order_id_for(user_id: &str, key: &str) -> String {
@@ -277,6 +291,15 @@ impl Checkout {
             .await;
         let receipt = match charged.map(|c| c.value) {
             Ok(Ok(r)) if r.status == pay::ChargeStatus::Succeeded => r,
+            outcome if charge_unknown(&outcome) => {
+                // No answer: the provider may have taken the money anyway.
+                let why = match &outcome {
+                    Err(e) => e.to_string(),
+                    Ok(Err(e)) => describe_payment_error(e),
+                    Ok(Ok(_)) => String::new(),
+                };
+                return Err(self.settle_unanswered_charge(&mut order, why, rid).await);
+            }
             outcome => {
                 self.orders.discard(&order)?;
                 self.storage.flush().await?;
@@ -337,6 +360,58 @@ impl Checkout {
         }
     }
 
+    /// After a charge call that got no answer: asks the provider whether the charge was
+    /// made. If it was, it is refunded and the order fails (visible, with its refund);
+    /// if not — or if the provider cannot say — the order is dropped and its stock goes
+    /// back, and a retry charges under the same provider key (a provider that did make
+    /// the charge replays it then). Returns the error for the client.
+    async fn settle_unanswered_charge(
+        &self,
+        order: &mut OrderRecord,
+        why: String,
+        rid: &RequestId,
+    ) -> CheckoutError {
+        let error = CheckoutError::PaymentFailed(format!("no answer from the payment provider: {why}"));
+        match self.find_charge(order, rid).await {
+            Ok(Some((provider, receipt))) if receipt.status == pay::ChargeStatus::Succeeded => {
+                tracing::warn!(order_id = %order.id, provider_id = %receipt.provider_id,
+                    "an unanswered charge went through: refunding it");
+                order.payment = Some(Payment {
+                    provider,
+                    provider_id: receipt.provider_id,
+                    refund_id: None,
+                });
+                let note = "the payment provider did not answer in time, but charged";
+                if let Err(e) = self.refund_and_close(order, OrderStatus::Failed, note, rid).await {
+                    // Keep the order (paid, with its charge) for an operator rather than
+                    // lose track of the money.
+                    tracing::error!(order_id = %order.id, error = %e, "refund of an unanswered charge failed");
+                    order.transition(
+                        OrderStatus::Paid,
+                        now_ms(),
+                        Some(format!("{note}; refund failed: {e}")),
+                    );
+                    if let Err(e) = self.orders.save(order, false) {
+                        return e.into();
+                    }
+                }
+                error
+            }
+            found => {
+                if let Err(e) = &found {
+                    tracing::warn!(order_id = %order.id, error = %e, "could not ask the provider about an unanswered charge");
+                }
+                if let Err(e) = self.orders.discard(order) {
+                    return e.into();
+                }
+                if let Err(e) = self.storage.flush().await {
+                    return e.into();
+                }
+                error
+            }
+        }
+    }
+
     /// What an earlier request with this order's idempotency key left behind. Only one
     /// request per key runs at a time (the claim), so this cannot race with itself.
     fn earlier_attempt(&self, order_id: &str) -> Result<Earlier, CheckoutError> {
@@ -379,7 +454,7 @@ impl Checkout {
                     pay::RefundRequest {
                         provider_id: payment.provider_id.clone(),
                         amount: None,
-                        idempotency_key: format!("plinth-refund-{}", order.id),
+                        idempotency_key: order.refund_key(),
                     },
                     rid,
                 )

@@ -107,33 +107,7 @@ impl Checkout {
                 Settled::NotCharged
             });
         }
-        let found = match (self.payment.clone(), order.payment_method.clone()) {
-            (Some(plugin), Some(payment_method)) => {
-                let lookup = pay::ChargeLookup {
-                    order_id: order.id.clone(),
-                    idempotency_key: order.charge_key(),
-                    amount: WitMoney {
-                        amount: order.total,
-                        currency: order.currency.clone(),
-                    },
-                    payment_method,
-                    not_before: order.created_at / 1000 - LOOKUP_SLACK_SECS,
-                };
-                let answer = self.runtime.payment_find_charge(&plugin, lookup, &rid).await?;
-                match answer.value {
-                    Ok(found) => found.map(|receipt| (plugin.name().to_string(), receipt)),
-                    Err(e) => {
-                        return Err(CheckoutError::PaymentFailed(format!(
-                            "looking up the charge: {}",
-                            super::describe_payment_error(&e)
-                        )))
-                    }
-                }
-            }
-            // No payment plugin any more, or an order recorded before charges could be
-            // looked up: nothing to ask.
-            _ => None,
-        };
+        let found = self.find_charge(&order, &rid).await?;
         match found {
             Some((provider, receipt)) if receipt.status == pay::ChargeStatus::Succeeded => {
                 self.mark_charged(&mut order, provider, receipt.provider_id, &rid)
@@ -158,6 +132,38 @@ impl Checkout {
                 tracing::warn!(order_id = %order.id, "interrupted order had no charge: failed, stock restored");
                 Ok(Settled::NotCharged)
             }
+        }
+    }
+
+    /// Asks the payment plugin for the charge of this order's current attempt: the
+    /// plugin's name and the charge, or `None` when there is none (or no plugin to ask,
+    /// or an order recorded before charges could be looked up).
+    pub(super) async fn find_charge(
+        &self,
+        order: &OrderRecord,
+        rid: &RequestId,
+    ) -> Result<Option<(String, pay::ChargeReceipt)>, CheckoutError> {
+        let (Some(plugin), Some(payment_method)) = (self.payment.clone(), order.payment_method.clone())
+        else {
+            return Ok(None);
+        };
+        let lookup = pay::ChargeLookup {
+            order_id: order.id.clone(),
+            idempotency_key: order.charge_key(),
+            amount: WitMoney {
+                amount: order.total,
+                currency: order.currency.clone(),
+            },
+            payment_method,
+            not_before: order.created_at / 1000 - LOOKUP_SLACK_SECS,
+        };
+        let answer = self.runtime.payment_find_charge(&plugin, lookup, rid).await?;
+        match answer.value {
+            Ok(found) => Ok(found.map(|receipt| (plugin.name().to_string(), receipt))),
+            Err(e) => Err(CheckoutError::PaymentFailed(format!(
+                "looking up the charge: {}",
+                super::describe_payment_error(&e)
+            ))),
         }
     }
 

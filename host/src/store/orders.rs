@@ -137,6 +137,15 @@ impl OrderRecord {
             n => format!("plinth-{}-a{n}", self.id),
         }
     }
+
+    /// The idempotency key of this attempt's refund: one per charge, so a second
+    /// attempt's refund is never mistaken by the provider for the first one's.
+    pub fn refund_key(&self) -> String {
+        match self.attempt {
+            0 => format!("plinth-refund-{}", self.id),
+            n => format!("plinth-refund-{}-a{n}", self.id),
+        }
+    }
 }
 
 /// An idempotency key's record: the request's hash and, once done, the response.

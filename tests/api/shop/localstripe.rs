@@ -74,7 +74,6 @@ pub async fn localstripe() -> &'static LocalStripe {
 impl LocalStripe {
     /// Every PaymentIntent localstripe holds.
     pub async fn payment_intents(&self) -> Vec<serde_json::Value> {
-        let client = reqwest::Client::new();
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -82,15 +81,7 @@ impl LocalStripe {
             if let Some(a) = &after {
                 url.push_str(&format!("&starting_after={a}"));
             }
-            let page: serde_json::Value = client
-                .get(&url)
-                .basic_auth(SECRET_KEY, Some(""))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = self.get_json(&url).await;
             let data = page["data"].as_array().cloned().unwrap_or_default();
             after = data.last().and_then(|pi| pi["id"].as_str()).map(str::to_string);
             all.extend(data);
@@ -98,6 +89,31 @@ impl LocalStripe {
                 return all;
             }
         }
+    }
+
+    /// `GET url` with the test secret key.
+    async fn get_json(&self, url: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(url)
+            .basic_auth(SECRET_KEY, Some(""))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The refunds of one PaymentIntent.
+    pub async fn refunds_for(&self, payment_intent: &str) -> Vec<serde_json::Value> {
+        let url = format!(
+            "http://127.0.0.1:{}/v1/refunds?payment_intent={payment_intent}&limit=100",
+            self.port
+        );
+        self.get_json(&url).await["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The PaymentIntents made for one order (by `metadata.order_id`).

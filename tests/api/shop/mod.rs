@@ -209,6 +209,28 @@ impl Shop {
     pub async fn checkout(&self, key: &str, body: &Value) -> reqwest::Response {
         self.checkout_as(&self.shopper, key, body).await
     }
+
+    /// The shopper's checkout, run in a task: its status and JSON body.
+    pub fn spawn_checkout(&self, key: String, body: &Value) -> tokio::task::JoinHandle<(u16, Value)> {
+        let (client, url, token, body) = (
+            self.app.client.clone(),
+            self.app.url("/checkout"),
+            self.shopper.clone(),
+            body.clone(),
+        );
+        tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .bearer_auth(token)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, json(resp).await)
+        })
+    }
 }
 
 /// A checkout body shipping to Oakland, CA.
