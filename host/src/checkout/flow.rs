@@ -52,18 +52,19 @@ fn ship_address(a: &Address) -> ship::Address {
     }
 }
 
-/// Whether a charge call ended without telling whether money moved: the plugin timed
-/// out or failed, or the provider was unreachable or answered with a server error.
-fn charge_unknown(
+/// Why a charge call ended without telling whether money moved (the plugin timed out
+/// or failed, or the provider was unreachable or answered with a server error); `None`
+/// when the outcome is known.
+fn unanswered(
     outcome: &Result<Result<pay::ChargeReceipt, pay::PaymentError>, crate::runtime::InvokeError>,
-) -> bool {
-    matches!(
-        outcome,
-        Err(_)
-            | Ok(Err(
-                pay::PaymentError::Unavailable(_) | pay::PaymentError::Upstream(_)
-            ))
-    )
+) -> Option<String> {
+    match outcome {
+        Err(e) => Some(e.to_string()),
+        Ok(Err(e @ (pay::PaymentError::Unavailable(_) | pay::PaymentError::Upstream(_)))) => {
+            Some(describe_payment_error(e))
+        }
+        Ok(_) => None,
+    }
 }
 
 /// The deterministic order id of an idempotency key: a retry can never make a second
@@ -289,17 +290,13 @@ impl Checkout {
                 rid,
             )
             .await;
-        let receipt = match charged.map(|c| c.value) {
+        let outcome = charged.map(|c| c.value);
+        if let Some(why) = unanswered(&outcome) {
+            // No answer: the provider may have taken the money anyway.
+            return Err(self.settle_unanswered_charge(&mut order, why, rid).await);
+        }
+        let receipt = match outcome {
             Ok(Ok(r)) if r.status == pay::ChargeStatus::Succeeded => r,
-            outcome if charge_unknown(&outcome) => {
-                // No answer: the provider may have taken the money anyway.
-                let why = match &outcome {
-                    Err(e) => e.to_string(),
-                    Ok(Err(e)) => describe_payment_error(e),
-                    Ok(Ok(_)) => String::new(),
-                };
-                return Err(self.settle_unanswered_charge(&mut order, why, rid).await);
-            }
             outcome => {
                 self.orders.discard(&order)?;
                 self.storage.flush().await?;

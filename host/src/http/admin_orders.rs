@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
-use super::json::{bad_query, check_limit, ApiQuery};
+use super::json::{check_limit, decode_cursor, ApiQuery};
 use super::orders::OrdersBody;
 use super::orders_view::{OrderBody, OrderView};
 use super::session_auth::AdminUser;
@@ -46,10 +46,7 @@ pub async fn list(
     ApiQuery(params): ApiQuery<AdminListParams>,
 ) -> Result<Json<OrdersBody>, ApiError> {
     let limit = check_limit(params.limit)?;
-    let before = match params.cursor {
-        Some(c) => Some(hex::decode(c).map_err(|_| bad_query("not a cursor from this API"))?),
-        None => None,
-    };
+    let before = decode_cursor(params.cursor)?;
     let (orders, next) = state
         .checkout
         .orders()

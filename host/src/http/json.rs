@@ -70,6 +70,13 @@ pub fn bad_query(message: impl Into<String>) -> ApiError {
     }
 }
 
+/// A list's `cursor`: the hex a previous page returned as `next_cursor`.
+pub fn decode_cursor(cursor: Option<String>) -> Result<Option<Vec<u8>>, ApiError> {
+    cursor
+        .map(|c| hex::decode(c).map_err(|_| bad_query("not a cursor from this API")))
+        .transpose()
+}
+
 /// A list's `limit`: 1-100, 20 when absent.
 pub fn check_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     let limit = limit.unwrap_or(20);

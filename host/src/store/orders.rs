@@ -251,16 +251,15 @@ impl SledOrders {
             purchases: db.open_tree("user-purchases")?,
         })
         .and_then(|o| o.rebuild_purchases_if_missing().map(|()| o))
-        .and_then(|o| o.rebuild_time_index_if_stale().map(|()| o))
+        .and_then(|o| o.rebuild_time_index_if_missing().map(|()| o))
     }
 
-    /// Rebuilds the time index when it does not cover every order (a database from
-    /// before it existed).
-    fn rebuild_time_index_if_stale(&self) -> Result<(), StoreError> {
-        if self.time_orders.len() == self.orders.len() {
+    /// Builds the time index of a database from before it existed. It is written in the
+    /// same transactions as `orders`, so once built it cannot drift.
+    fn rebuild_time_index_if_missing(&self) -> Result<(), StoreError> {
+        if !self.time_orders.is_empty() || self.orders.is_empty() {
             return Ok(());
         }
-        self.time_orders.clear()?;
         for item in self.orders.iter() {
             let o: OrderRecord = decode(&item?.1)?;
             self.time_orders
