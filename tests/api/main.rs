@@ -17,6 +17,8 @@ mod hostile;
 mod http_basics;
 mod oidc;
 mod plugin_auth;
+mod plugin_output;
+mod plugin_responses;
 mod plugins;
 mod shop;
 mod weather;

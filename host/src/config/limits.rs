@@ -17,6 +17,7 @@ pub struct RawLimits {
     kv_max_value_kib: Option<u64>,
     kv_quota_mib: Option<u64>,
     log_kib_per_call: Option<u64>,
+    log_lines_per_call: Option<u64>,
 }
 
 /// Validated limits of one plugin.
@@ -38,8 +39,11 @@ pub struct Limits {
     pub kv_max_value_bytes: u64,
     /// Total bytes (keys + values) the plugin may keep in its kv store.
     pub kv_quota_bytes: u64,
-    /// Guest log, stdout and stderr bytes kept per invocation; the rest is dropped.
+    /// Guest log, stdout and stderr bytes kept per invocation (each line also costs
+    /// `guest_log::LINE_OVERHEAD_BYTES`); the rest is dropped.
     pub log_bytes_per_call: u64,
+    /// Guest log, stdout and stderr lines kept per invocation; the rest is dropped.
+    pub log_lines_per_call: u32,
 }
 
 impl Default for Limits {
@@ -93,6 +97,8 @@ impl RawLimits {
             kv_max_value_bytes: pick("kv_max_value_kib", self.kv_max_value_kib, 64, 1, 16 * 1024)? << 10,
             kv_quota_bytes: pick("kv_quota_mib", self.kv_quota_mib, 64, 1, 64 * 1024)? << 20,
             log_bytes_per_call: pick("log_kib_per_call", self.log_kib_per_call, 64, 0, 16 * 1024)? << 10,
+            log_lines_per_call: pick("log_lines_per_call", self.log_lines_per_call, 1_000, 0, 100_000)?
+                as u32,
         })
     }
 }

