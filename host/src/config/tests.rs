@@ -212,3 +212,22 @@ fn social_login_settings_are_checked() {
         assert!(err.contains(what), "{what}: {err}");
     }
 }
+
+#[test]
+fn guest_log_lines_per_call_default_and_bounds() {
+    let (_d, base) = base();
+    assert_eq!(
+        parse(GOOD, &base).unwrap().plugins[0].limits.log_lines_per_call,
+        1_000
+    );
+    let lines = GOOD.replace("memory_mib = 8", "memory_mib = 8, log_lines_per_call = 20");
+    assert_eq!(
+        parse(&lines, &base).unwrap().plugins[0].limits.log_lines_per_call,
+        20
+    );
+    let e = error_of(&GOOD.replace("memory_mib = 8", "memory_mib = 8, log_lines_per_call = 100001"));
+    assert!(
+        e.contains("plugin \"hello\"") && e.contains("limits.log_lines_per_call"),
+        "{e}"
+    );
+}
