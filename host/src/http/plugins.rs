@@ -40,7 +40,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Calls an http-plugin. The plugin's own errors map to 400/403/404/502/503; a trap is
-/// 500, a timeout 504, a memory or fuel limit or a busy plugin 503.
+/// 500, a timeout 504, a memory or fuel limit or a busy plugin 503, a malformed or
+/// oversized answer 502. Its headers pass only through `plugin_response`'s allow-list.
 #[utoipa::path(
     get,
     path = "/plugins/{name}/{rest}",
@@ -54,6 +55,7 @@ pub fn router() -> Router<AppState> {
         (status = 404, description = "No such plugin", body = super::error::ErrorBody),
         (status = 413, description = "Body over the limit", body = super::error::ErrorBody),
         (status = 500, description = "The plugin trapped", body = super::error::ErrorBody),
+        (status = 502, description = "The plugin's answer is malformed or over the header caps (`plugin_bad_response`)", body = super::error::ErrorBody),
         (status = 503, description = "The plugin hit a limit or is busy", body = super::error::ErrorBody),
         (status = 504, description = "The plugin timed out", body = super::error::ErrorBody)
     )
