@@ -41,16 +41,14 @@ async fn spoofed_forwarded_entries_do_not_escape_the_per_address_login_limit() {
     let app = spawn_app(BEHIND_ONE_PROXY).await;
     // The client makes up the first entry each time; the proxy appends the address it
     // saw, either in a line of its own or at the end of the client's line.
-    let cases: [(&str, fn(&str) -> Vec<String>); 2] = [
-        ("203.0.113.7", |spoofed| {
-            vec![spoofed.to_string(), "203.0.113.7".into()]
-        }),
-        ("203.0.113.8", |spoofed| vec![format!("{spoofed}, 203.0.113.8")]),
-    ];
-    for (client, header) in cases {
+    for (client, own_line) in [("203.0.113.7", true), ("203.0.113.8", false)] {
         for i in 0..60u32 {
             let spoofed = format!("198.18.{}.{}", i / 200, i % 200 + 1);
-            let lines = header(&spoofed);
+            let lines = if own_line {
+                vec![spoofed, client.to_string()]
+            } else {
+                vec![format!("{spoofed}, {client}")]
+            };
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
             // A new username each time: only the per-address limit (50 a minute) applies.
             let resp = login_via(&app, &format!("guess{i}"), "not the password", &lines).await;
