@@ -54,7 +54,7 @@ impl Application {
                 .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))??
         };
         let auth = Auth::new(&storage, &config.auth)?;
-        let oauth = OAuth::new(&config.auth.oauth);
+        let oauth = OAuth::new(&config.auth);
         let contacts = Contacts::new(&storage)?;
         let catalog = {
             let (storage, dir) = (storage.clone(), config.server.data_dir.join("search"));

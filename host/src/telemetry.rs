@@ -1,16 +1,22 @@
 //! Logs (tracing) and metrics (Prometheus text format at `/metrics`).
 
+mod escape;
+
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Installs the global tracing subscriber: `RUST_LOG` filter (default `info`), JSON
-/// lines when `PLINTH_LOG_FORMAT=json`. Safe to call more than once.
+/// lines when `PLINTH_LOG_FORMAT=json`, else text lines whose values are escaped so
+/// client and plugin text cannot forge lines (colours only on a terminal). Safe to
+/// call more than once.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -19,7 +25,10 @@ pub fn init_tracing() {
     let _ = if std::env::var("PLINTH_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
     } else {
-        builder.try_init()
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(escape::EscapedFields)
+            .try_init()
     };
 }
 
@@ -96,6 +105,7 @@ pub struct Metrics {
     plugin_invocations: Family<PluginOutcome, Counter>,
     plugin_latency: Family<PluginLabel, Histogram, fn() -> Histogram>,
     plugin_fuel: Family<PluginLabel, Counter>,
+    oauth_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -114,6 +124,7 @@ impl Metrics {
         let plugin_latency =
             Family::<PluginLabel, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let plugin_fuel = Family::<PluginLabel, Counter>::default();
+        let oauth_pending = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -139,6 +150,11 @@ impl Metrics {
             "Fuel consumed by plugins with a fuel budget",
             plugin_fuel.clone(),
         );
+        registry.register(
+            "oauth_pending_logins",
+            "Social logins started and not yet finished or expired ([auth] oauth_max_pending caps it)",
+            oauth_pending.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -146,6 +162,7 @@ impl Metrics {
             plugin_invocations,
             plugin_latency,
             plugin_fuel,
+            oauth_pending,
         }
     }
 
@@ -181,6 +198,11 @@ impl Metrics {
             fuel: self.plugin_fuel.get_or_create(&label).clone(),
             plugin: plugin.to_string(),
         }
+    }
+
+    /// Sets the social-login gauge (read from the store at each scrape).
+    pub fn set_oauth_pending(&self, logins: usize) {
+        self.oauth_pending.set(logins.try_into().unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition.

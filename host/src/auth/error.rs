@@ -25,6 +25,8 @@ pub enum AuthError {
     AccountDisabled,
     #[error("too many failed attempts; retry in {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
+    #[error("too many registrations from this address; retry in {} s", .0.as_secs().max(1))]
+    TooManyRegistrations(Duration),
     #[error("the server is busy verifying passwords; retry shortly")]
     Busy,
     #[error("no such session")]

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use error::AuthError;
 pub use hash_pool::{HashBusy, HashPool, Verified};
-pub use rate_limit::LoginLimiter;
+pub use rate_limit::{IpLimiter, LoginLimiter};
 pub use tokens::SessionToken;
 
 use crate::config::AuthConfig;
@@ -70,6 +70,7 @@ pub struct Auth {
     storage: Storage,
     hasher: Arc<HashPool>,
     limiter: LoginLimiter,
+    registrations: IpLimiter,
     config: AuthConfig,
 }
 
@@ -82,12 +83,31 @@ impl Auth {
             storage: storage.clone(),
             hasher,
             limiter: LoginLimiter::new(config.rate_limit),
+            registrations: IpLimiter::new(
+                config.rate_limit.register_per_ip_per_hour,
+                Duration::from_secs(3600),
+            ),
             config: config.clone(),
         })
     }
 
     pub fn config(&self) -> &AuthConfig {
         &self.config
+    }
+
+    /// Self-service registration (role `user`), limited per client address. Every
+    /// attempt counts, before anything else: a flood is refused before it reaches the
+    /// password hasher, and taken usernames cannot be probed at leisure.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: String,
+        client: &ClientInfo,
+    ) -> Result<UserRecord, AuthError> {
+        self.registrations
+            .try_acquire(client.ip)
+            .map_err(AuthError::TooManyRegistrations)?;
+        self.create_user(username, password, vec![Role::User]).await
     }
 
     /// Creates an account with the given roles; durable when this returns.

@@ -21,8 +21,11 @@ pub struct AuthConfig {
     /// Logins and registrations waiting for a hashing slot; more get 503 `auth_busy`.
     pub hash_queue: usize,
     pub rate_limit: RateLimits,
-    /// Take the client IP from `X-Forwarded-For` (only behind a proxy you run).
-    pub trust_forwarded_for: bool,
+    /// Proxies of the operator's in front of the server, each appending the address it
+    /// received the request from to `X-Forwarded-For`; 0 = use the socket address.
+    pub trusted_proxies: u8,
+    /// Social logins in progress at once (memory is bounded by it); more get 503.
+    pub oauth_max_pending: usize,
     /// Social login (`[[auth.oidc]]`, return URLs); resolved with the environment.
     pub oauth: OAuthConfig,
 }
@@ -46,13 +49,18 @@ impl Default for Argon2Params {
     }
 }
 
-/// Failed-login limits. Windows slide, so nobody is locked out for good (ASVS V6.3.1).
+/// Per-client limits. Windows slide, so nobody is locked out for good (ASVS V6.3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimits {
+    /// Failed logins.
     pub per_username_per_minute: u32,
     pub per_username_per_hour: u32,
     pub per_ip_per_minute: u32,
+    /// Registration attempts, counted before the password is hashed.
+    pub register_per_ip_per_hour: u32,
+    /// `GET /auth/oauth/{provider}/start` (and link): each holds a pending login.
+    pub oauth_start_per_ip_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -61,6 +69,8 @@ impl Default for RateLimits {
             per_username_per_minute: 10,
             per_username_per_hour: 100,
             per_ip_per_minute: 50,
+            register_per_ip_per_hour: 20,
+            oauth_start_per_ip_per_minute: 30,
         }
     }
 }
@@ -75,7 +85,10 @@ pub struct RawAuth {
     hash_workers: usize,
     hash_queue: usize,
     rate_limit: RateLimits,
-    trust_forwarded_for: bool,
+    trusted_proxies: u64,
+    /// Deprecated: `true` means `trusted_proxies = 1`.
+    trust_forwarded_for: Option<bool>,
+    oauth_max_pending: u64,
     oidc: Vec<RawProvider>,
     public_url: Option<String>,
     oauth_return_urls: Vec<String>,
@@ -92,7 +105,9 @@ impl Default for RawAuth {
             hash_workers: 0,
             hash_queue: 256,
             rate_limit: RateLimits::default(),
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
+            trust_forwarded_for: None,
+            oauth_max_pending: 20_000,
             oidc: Vec::new(),
             public_url: None,
             oauth_return_urls: Vec::new(),
@@ -150,24 +165,49 @@ impl RawAuth {
         check("hash_workers", self.hash_workers as u64, 0, 256)?;
         check("hash_queue", self.hash_queue as u64, 1, 100_000)?;
         let r = self.rate_limit;
-        check(
-            "rate_limit.per_username_per_minute",
-            r.per_username_per_minute.into(),
-            1,
-            100_000,
-        )?;
-        check(
-            "rate_limit.per_username_per_hour",
-            r.per_username_per_hour.into(),
-            1,
-            1_000_000,
-        )?;
-        check(
-            "rate_limit.per_ip_per_minute",
-            r.per_ip_per_minute.into(),
-            1,
-            1_000_000,
-        )?;
+        for (field, limit, max) in [
+            (
+                "rate_limit.per_username_per_minute",
+                r.per_username_per_minute,
+                100_000,
+            ),
+            (
+                "rate_limit.per_username_per_hour",
+                r.per_username_per_hour,
+                1_000_000,
+            ),
+            ("rate_limit.per_ip_per_minute", r.per_ip_per_minute, 1_000_000),
+            (
+                "rate_limit.register_per_ip_per_hour",
+                r.register_per_ip_per_hour,
+                1_000_000,
+            ),
+            (
+                "rate_limit.oauth_start_per_ip_per_minute",
+                r.oauth_start_per_ip_per_minute,
+                1_000_000,
+            ),
+        ] {
+            check(field, limit.into(), 1, max)?;
+        }
+        let oauth_max_pending = check("oauth_max_pending", self.oauth_max_pending, 1, 10_000_000)?;
+        let trusted_proxies = check("trusted_proxies", self.trusted_proxies, 0, 16)? as u8;
+        let trusted_proxies = match self.trust_forwarded_for {
+            None | Some(false) => trusted_proxies,
+            Some(true) if trusted_proxies == 0 => {
+                tracing::warn!(
+                    "[auth] trust_forwarded_for is deprecated: it means trusted_proxies = 1 \
+                     (one proxy of yours appends to X-Forwarded-For); write that instead"
+                );
+                1
+            }
+            Some(true) => {
+                return Err((
+                    "trust_forwarded_for",
+                    "is replaced by trusted_proxies; remove it (trusted_proxies is set)".into(),
+                ))
+            }
+        };
         Ok(AuthConfig {
             idle_timeout: Duration::from_secs(idle),
             absolute_timeout: Duration::from_secs(absolute),
@@ -179,7 +219,8 @@ impl RawAuth {
             },
             hash_queue: self.hash_queue,
             rate_limit: r,
-            trust_forwarded_for: self.trust_forwarded_for,
+            trusted_proxies,
+            oauth_max_pending: oauth_max_pending as usize,
             oauth: OAuthConfig::default(),
         })
     }

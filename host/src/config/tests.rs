@@ -231,3 +231,32 @@ fn guest_log_lines_per_call_default_and_bounds() {
         "{e}"
     );
 }
+
+#[test]
+fn trusted_proxies_replace_trust_forwarded_for() {
+    let (_d, base) = base();
+    let with_auth = |lines: &str| {
+        format!("[server]\nlisten = \"127.0.0.1:8080\"\ndata_dir = \"./data\"\n\n[auth]\n{lines}\n")
+    };
+    let proxies = |lines: &str| parse(&with_auth(lines), &base).map(|c| c.auth.trusted_proxies);
+    assert_eq!(proxies("").unwrap(), 0);
+    assert_eq!(proxies("trusted_proxies = 2").unwrap(), 2);
+    assert_eq!(
+        proxies("trust_forwarded_for = true").unwrap(),
+        1,
+        "the old flag is one proxy"
+    );
+    assert_eq!(proxies("trust_forwarded_for = false").unwrap(), 0);
+    let e = proxies("trust_forwarded_for = true\ntrusted_proxies = 2")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[auth]") && e.contains("trust_forwarded_for"), "{e}");
+    let e = proxies("trusted_proxies = 17").unwrap_err().to_string();
+    assert!(e.contains("[auth]") && e.contains("trusted_proxies"), "{e}");
+    let e = proxies("rate_limit = { register_per_ip_per_hour = 0 }")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rate_limit.register_per_ip_per_hour"), "{e}");
+    let e = proxies("oauth_max_pending = 0").unwrap_err().to_string();
+    assert!(e.contains("oauth_max_pending"), "{e}");
+}

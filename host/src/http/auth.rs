@@ -93,17 +93,17 @@ pub struct UserBody {
     user: UserView,
 }
 
-/// Creates an account (role `user`).
+/// Creates an account (role `user`). Attempts are limited per client address
+/// (`[auth] rate_limit.register_per_ip_per_hour`; 429 with Retry-After).
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = Credentials,
-    responses((status = 201, body = UserBody), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = UserBody), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
+    Client(client): Client,
     ApiJson(c): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let user = state
-        .auth
-        .create_user(&c.username, c.password, vec![Role::User])
-        .await?;
+    let user = state.auth.register(&c.username, c.password, &client).await?;
     Ok((StatusCode::CREATED, Json(UserBody { user: (&user).into() })).into_response())
 }
 

@@ -178,7 +178,9 @@ fn auth_parts(e: &AuthError) -> (StatusCode, &'static str, String, Option<String
         AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         AuthError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
         AuthError::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled"),
-        AuthError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        AuthError::RateLimited(_) | AuthError::TooManyRegistrations(_) => {
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        }
         AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "auth_busy"),
         AuthError::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
         AuthError::UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
@@ -208,6 +210,7 @@ fn oauth_parts(e: &OAuthError) -> (StatusCode, &'static str, String, Option<Stri
         OAuthError::Unreachable(_) => (StatusCode::BAD_GATEWAY, "oauth_provider_unreachable"),
         OAuthError::BadResponse(_) => (StatusCode::BAD_GATEWAY, "oauth_provider_error"),
         OAuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "oauth_busy"),
+        OAuthError::TooManyStarts(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
     };
     (status, code, e.to_string(), None)
 }
@@ -297,7 +300,8 @@ impl IntoResponse for ApiError {
             | ApiError::OAuth(OAuthError::Busy) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            ApiError::Auth(AuthError::RateLimited(wait)) => {
+            ApiError::Auth(AuthError::RateLimited(wait) | AuthError::TooManyRegistrations(wait))
+            | ApiError::OAuth(OAuthError::TooManyStarts(wait)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
             }
             ApiError::Auth(AuthError::Unauthenticated) => {

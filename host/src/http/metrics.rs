@@ -9,9 +9,10 @@ use axum::Router;
 use super::AppState;
 
 /// Prometheus metrics: requests by route and status, latency histograms, plugin
-/// invocations by outcome (ok, trap, timeout, limits), fuel.
+/// invocations by outcome (ok, trap, timeout, limits), fuel, social logins in progress.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.set_oauth_pending(state.oauth.pending_count());
     (
         [(
             header::CONTENT_TYPE,

@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod catalog;
 mod checkout;
+mod client_ip;
 mod contacts;
 mod error;
 mod health;

@@ -111,20 +111,24 @@ pub async fn providers(State(state): State<AppState>) -> Json<ProvidersBody> {
 
 /// Starts a social login: 302 to the provider. `return_to` (optional) must be on
 /// `[auth] oauth_return_urls`; the login must finish within 10 minutes in this browser.
+/// Starts are limited per client address (429 with Retry-After); when
+/// `[auth] oauth_max_pending` logins are in progress, new ones get 503 `oauth_busy`.
 #[utoipa::path(get, path = "/auth/oauth/{provider}/start", tag = "auth",
     params(("provider" = String, Path, description = "A configured provider, e.g. google"),
            ("return_to" = Option<String>, Query, description = "Where to send the browser afterwards (allow-listed)")),
     responses((status = 302, description = "To the provider's login page"), (status = 400, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     Path(provider): Path<String>,
+    Client(client): Client,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = query_params(query.as_deref());
     let begun = state
         .oauth
-        .begin(&provider, param(&params, "return_to").as_deref(), None)
+        .begin(&provider, param(&params, "return_to").as_deref(), None, client.ip)
         .await?;
     redirect(
         StatusCode::FOUND,
@@ -139,11 +143,12 @@ pub async fn start(
     params(("provider" = String, Path, description = "A configured provider"),
            ("return_to" = Option<String>, Query, description = "Where to send the browser afterwards (allow-listed)")),
     responses((status = 303, description = "To the provider's login page"), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn link(
     State(state): State<AppState>,
     CurrentUser(p): CurrentUser,
     Path(provider): Path<String>,
+    Client(client): Client,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = query_params(query.as_deref());
@@ -153,6 +158,7 @@ pub async fn link(
             &provider,
             param(&params, "return_to").as_deref(),
             Some(p.user.id.clone()),
+            client.ip,
         )
         .await?;
     redirect(

@@ -7,6 +7,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
+use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::{AuthError, ClientInfo, Principal};
@@ -73,8 +74,8 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
-/// Where the request comes from: the peer address, or the last `X-Forwarded-For`
-/// entry when the operator says a proxy of theirs is in front.
+/// Where the request comes from: the address from [`client_ip`] (the peer, or behind
+/// the operator's `trusted_proxies` the client they saw) and the user agent.
 pub struct Client(pub ClientInfo);
 
 impl FromRequestParts<AppState> for Client {
@@ -86,22 +87,13 @@ impl FromRequestParts<AppState> for Client {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let forwarded = state
-            .auth
-            .config()
-            .trust_forwarded_for
-            .then(|| parts.headers.get("x-forwarded-for"))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         Ok(Client(ClientInfo {
-            ip: forwarded.unwrap_or(peer),
+            ip: client_ip(peer, &parts.headers, state.auth.config().trusted_proxies),
             user_agent,
         }))
     }

@@ -4,6 +4,7 @@
 //! issues (another audience, unknown key, expired, unsigned).
 
 mod fake;
+mod flood;
 mod provider;
 
 use std::net::SocketAddr;

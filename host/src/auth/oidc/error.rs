@@ -22,8 +22,11 @@ pub enum OAuthError {
     Unreachable(String),
     #[error("the login provider sent an invalid response: {0}")]
     BadResponse(String),
+    /// The table of logins in progress is full (live logins are never evicted).
     #[error("too many logins in progress; retry shortly")]
     Busy,
+    #[error("too many logins started from this address; retry in {} s", .0.as_secs().max(1))]
+    TooManyStarts(std::time::Duration),
     #[error(transparent)]
     Auth(#[from] AuthError),
 }

@@ -9,6 +9,7 @@ mod pending;
 mod provider;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use url::Url;
@@ -17,9 +18,10 @@ pub use accounts::ExternalIdentity;
 pub use error::OAuthError;
 pub use pending::PENDING_TTL;
 
-use crate::config::{OAuthConfig, ProviderKind};
+use crate::auth::IpLimiter;
+use crate::config::{AuthConfig, OAuthConfig, ProviderKind};
 use crate::domain::ProviderName;
-use pending::PendingLogins;
+use pending::{MemoryPending, PendingLogins};
 use provider::{endpoint, truthy, Provider};
 
 /// How long one request to a provider may take.
@@ -56,11 +58,14 @@ pub struct OAuth {
     config: OAuthConfig,
     providers: HashMap<String, Provider>,
     pending: PendingLogins,
+    /// Starts per client address: one address cannot fill the pending table.
+    starts: IpLimiter,
     http: reqwest::Client,
 }
 
 impl OAuth {
-    pub fn new(config: &OAuthConfig) -> Self {
+    pub fn new(auth: &AuthConfig) -> Self {
+        let config = &auth.oauth;
         for (name, why) in &config.skipped {
             tracing::warn!(provider = %name, reason = %why, "social login provider skipped");
         }
@@ -77,7 +82,11 @@ impl OAuth {
                 .map(|p| (p.name.to_string(), Provider::new(p.clone())))
                 .collect(),
             config: config.clone(),
-            pending: PendingLogins::default(),
+            pending: PendingLogins::new(Box::new(MemoryPending::new(auth.oauth_max_pending))),
+            starts: IpLimiter::new(
+                auth.rate_limit.oauth_start_per_ip_per_minute,
+                Duration::from_secs(60),
+            ),
             http,
         }
     }
@@ -120,13 +129,23 @@ impl OAuth {
         }
     }
 
-    /// Starts a login (or, with `link_user_id`, a link) at `provider`.
+    /// Logins in progress now (a gauge in `/metrics`).
+    pub fn pending_count(&self) -> usize {
+        self.pending.count()
+    }
+
+    /// Starts a login (or, with `link_user_id`, a link) at `provider` for a browser at
+    /// `client`: first the per-address limit, so a flood costs nothing but this check.
     pub async fn begin(
         &self,
         provider: &str,
         return_to: Option<&str>,
         link_user_id: Option<String>,
+        client: IpAddr,
     ) -> Result<Begun, OAuthError> {
+        self.starts
+            .try_acquire(client)
+            .map_err(OAuthError::TooManyStarts)?;
         let p = self.provider(provider)?;
         let return_url = self.return_url(return_to)?;
         let authorize = match &p.config.kind {
@@ -145,7 +164,7 @@ impl OAuth {
         let started = self
             .pending
             .start(name.clone(), return_url, link_user_id)
-            .ok_or(OAuthError::Busy)?;
+            .map_err(|pending::Full| OAuthError::Busy)?;
         let mut url = authorize;
         {
             let mut q = url.query_pairs_mut();

@@ -49,6 +49,15 @@ impl Guest for Hostile {
                     .map_err(|e| Error::Internal(e.to_string()))?;
                 Ok(HttpResponse::text(200, "printed"))
             }
+            "/log-forge" => {
+                // A log line and a stdout line that try to start lines of their own.
+                plinth_sdk::http::log::log(
+                    plinth_sdk::http::log::Level::Info,
+                    "hostile log\n2026-01-01T00:00:00Z  INFO forged: admin logged in",
+                );
+                println!("hostile stdout\r2026-01-01T00:00:00Z  INFO forged: \u{1b}[2Kcarriage return");
+                Ok(HttpResponse::text(200, "logged"))
+            }
             _ => Err(Error::NotFound(format!("no hostile behaviour at {}", req.path))),
         }
     }
