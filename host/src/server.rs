@@ -20,7 +20,7 @@
 //! progress and close, and `serve` returns when the last one has.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -33,7 +33,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -42,9 +42,9 @@ use tower::ServiceExt;
 use crate::config::ConnectionLimits;
 use crate::domain::RequestId;
 
-/// Refusals in progress at once; past this, a connection over the cap is closed
-/// without an answer (each refusal holds a socket for up to [`REFUSAL_LINGER`]).
-const REFUSALS_AT_ONCE: usize = 64;
+/// Refused connections kept open at once for [`REFUSAL_LINGER`]; past this, a refused
+/// connection is closed right after its answer.
+const REFUSALS_LINGERING: usize = 256;
 
 /// How long a refused connection is kept open for the client to read the 503.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
@@ -61,7 +61,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
+    let lingering = Arc::new(Semaphore::new(REFUSALS_LINGERING));
     let (stop, stopped) = watch::channel(false);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -93,7 +93,7 @@ pub async fn serve(
             }
             Err(_) => {
                 refused.count(limits.max_connections);
-                refuse(stream, &refusals);
+                refuse(stream, &lingering);
             }
         }
     }
@@ -142,21 +142,35 @@ impl Refused {
     }
 }
 
-/// Answers a connection over the cap with a complete 503 and closes it. The request
-/// is not read first; so that closing does not reset the connection (which can
-/// destroy the answer before the client reads it), the write side is shut and what the
-/// client still sends is read and dropped for a moment.
-fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>) {
-    let Ok(permit) = refusals.clone().try_acquire_owned() else {
+/// Answers a connection over the cap with a complete 503 and closes it. The answer is
+/// written at once, in the accept loop, straight to the socket (a fresh socket's send
+/// buffer takes it whole), so every refused client gets it even during a flood. The
+/// request is not read; closing with unread bytes would reset the connection, which
+/// can destroy the answer before the client reads it, so what has arrived is dropped
+/// and, while a linger slot is free, the socket stays open for a moment to drop what
+/// still comes.
+fn refuse(stream: TcpStream, lingering: &Arc<Semaphore>) {
+    let Ok(mut socket) = stream.into_std() else {
+        return;
+    };
+    let _ = socket.write_all(refusal_response().as_bytes());
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    // Non-blocking: stops at the first WouldBlock, at the client's end, or after 64 KiB.
+    for _ in 0..16 {
+        if !matches!(socket.read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
+    let Ok(permit) = lingering.clone().try_acquire_owned() else {
         return;
     };
     tokio::spawn(async move {
         let _permit = permit;
-        let answer = refusal_response();
+        let Ok(mut stream) = TcpStream::from_std(socket) else {
+            return;
+        };
         let _ = tokio::time::timeout(REFUSAL_LINGER, async {
-            stream.write_all(answer.as_bytes()).await?;
-            stream.shutdown().await?;
-            let mut sink = [0u8; 4096];
             while stream.read(&mut sink).await? > 0 {}
             Ok::<_, io::Error>(())
         })
