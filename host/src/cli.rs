@@ -101,6 +101,8 @@ enum PluginCommand {
 
 /// Runs the CLI; errors are printed as one clear line and give a non-zero exit.
 pub fn run(cli: Cli) -> ExitCode {
+    // Everything any command writes (database, index, cache) is private to this user.
+    crate::data_dir::restrict_umask();
     match cli.command {
         Command::Serve {
             config,
@@ -154,6 +156,12 @@ fn create_user(path: PathBuf, data_dir: Option<PathBuf>, name: String, admin: bo
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    if let Err(e) = crate::data_dir::prepare(&config.server.data_dir) {
+        return fail(&format!(
+            "data directory {}: {e}",
+            config.server.data_dir.display()
+        ));
+    }
     runtime.block_on(async {
         let storage = match Storage::open(&config.server.data_dir.join("db"), &config.storage) {
             Ok(s) => s,
@@ -212,6 +220,12 @@ fn seed(path: PathBuf, data_dir: Option<PathBuf>, opts: SeedOptions) -> ExitCode
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    if let Err(e) = crate::data_dir::prepare(&config.server.data_dir) {
+        return fail(&format!(
+            "data directory {}: {e}",
+            config.server.data_dir.display()
+        ));
+    }
     runtime.block_on(async {
         let storage = match Storage::open(&config.server.data_dir.join("db"), &config.storage) {
             Ok(s) => s,

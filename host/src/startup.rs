@@ -10,7 +10,7 @@ use crate::auth::oidc::OAuth;
 use crate::auth::Auth;
 use crate::catalog::{Catalog, CatalogError};
 use crate::checkout::{reconcile_until_settled, Checkout};
-use crate::config::Config;
+use crate::config::{Config, ConnectionLimits};
 use crate::contacts::Contacts;
 use crate::http::{router, AppInner, AppState};
 use crate::runtime::{LoadError, Runtime};
@@ -40,6 +40,7 @@ pub struct Application {
     addr: SocketAddr,
     /// Interrupted orders the startup pass could not settle.
     interrupted: Vec<String>,
+    limits: ConnectionLimits,
 }
 
 /// How long startup waits for payment providers to settle interrupted orders.
@@ -48,10 +49,13 @@ const RECONCILE_AT_STARTUP: std::time::Duration = std::time::Duration::from_secs
 impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
         let storage = {
-            let (dir, cfg) = (config.server.data_dir.join("db"), config.storage.clone());
-            tokio::task::spawn_blocking(move || Storage::open(&dir, &cfg))
-                .await
-                .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))??
+            let (data_dir, cfg) = (config.server.data_dir.clone(), config.storage.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::data_dir::prepare(&data_dir)?;
+                Storage::open(&data_dir.join("db"), &cfg)
+            })
+            .await
+            .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))??
         };
         let auth = Auth::new(&storage, &config.auth)?;
         let oauth = OAuth::new(&config.auth);
@@ -113,12 +117,14 @@ impl Application {
             storage,
             metrics,
             max_body_bytes: config.server.max_body_bytes,
+            request_timeout: config.server.connections.request_timeout,
         });
         Ok(Self {
             listener,
             state,
             addr,
             interrupted,
+            limits: config.server.connections,
         })
     }
 
@@ -139,10 +145,7 @@ impl Application {
             let (state, ids) = (state.clone(), self.interrupted);
             tokio::spawn(async move { reconcile_until_settled(&state.checkout, ids).await })
         });
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        crate::server::serve(self.listener, router(self.state), self.limits, shutdown).await;
         sweeper.abort();
         let _ = sweeper.await;
         if let Some(reconciler) = reconciler {

@@ -84,12 +84,18 @@ impl TestApp {
 
 /// The `[server]` part every test config starts with; `plugins` is appended.
 pub fn config_text(plugins: &str) -> String {
+    config_text_with_server("", plugins)
+}
+
+/// [`config_text`] with extra `[server]` settings (TOML lines).
+pub fn config_text_with_server(server: &str, plugins: &str) -> String {
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 data_dir = "./unused"
 max_body_bytes = 65536
+{server}
 
 [runtime]
 cache_dir = "{cache}"
@@ -186,14 +192,23 @@ pub async fn spawn_app_in(plugins: &str, data_dir: tempfile::TempDir) -> TestApp
 
 /// [`spawn_app_in`] on a given address (for tests that must know the port up front).
 pub async fn spawn_app_at(plugins: &str, data_dir: tempfile::TempDir, listen: Option<SocketAddr>) -> TestApp {
+    spawn_app_text(&config_text(plugins), data_dir, listen).await
+}
+
+/// [`spawn_app`] with extra `[server]` settings (TOML lines).
+pub async fn spawn_app_with_server(server: &str, plugins: &str) -> TestApp {
+    let text = config_text_with_server(server, plugins);
+    spawn_app_text(&text, tempfile::tempdir().expect("temp dir"), None).await
+}
+
+/// Starts the server from a whole config text.
+async fn spawn_app_text(text: &str, data_dir: tempfile::TempDir, listen: Option<SocketAddr>) -> TestApp {
     let overrides = Overrides {
         listen,
         data_dir: Some(data_dir.path().to_path_buf()),
     };
-    let config = Config::parse(&config_text(plugins), Path::new("."), &overrides, |k| {
-        std::env::var(k).ok()
-    })
-    .expect("test config is valid");
+    let config = Config::parse(text, Path::new("."), &overrides, |k| std::env::var(k).ok())
+        .expect("test config is valid");
     let app = Application::build(&config).await.expect("server builds");
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();

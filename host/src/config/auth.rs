@@ -14,6 +14,7 @@ pub struct AuthConfig {
     /// A session older than this is expired however active (absolute timeout).
     pub absolute_timeout: Duration,
     /// Mark the session cookie `Secure` (serve over HTTPS, e.g. behind a TLS proxy).
+    /// Unset in the file: true when `public_url` is https.
     pub cookie_secure: bool,
     pub argon2: Argon2Params,
     /// Password hashes computed at once; 0 in the file means one per CPU core.
@@ -80,7 +81,7 @@ impl Default for RateLimits {
 pub struct RawAuth {
     session_idle_timeout_secs: u64,
     session_absolute_timeout_secs: u64,
-    cookie_secure: bool,
+    cookie_secure: Option<bool>,
     argon2: Argon2Params,
     hash_workers: usize,
     hash_queue: usize,
@@ -100,7 +101,7 @@ impl Default for RawAuth {
         Self {
             session_idle_timeout_secs: 30 * 60,
             session_absolute_timeout_secs: 12 * 60 * 60,
-            cookie_secure: false,
+            cookie_secure: None,
             argon2: Argon2Params::default(),
             hash_workers: 0,
             hash_queue: 256,
@@ -125,6 +126,11 @@ impl RawAuth {
             return_urls: std::mem::take(&mut self.oauth_return_urls),
             default_return_url: self.oauth_default_return_url.take(),
         }
+    }
+
+    /// `cookie_secure` as the file sets it (`None`: follow `public_url`'s scheme).
+    pub fn cookie_secure(&self) -> Option<bool> {
+        self.cookie_secure
     }
 
     /// Applies bounds; the error names the field.
@@ -211,7 +217,7 @@ impl RawAuth {
         Ok(AuthConfig {
             idle_timeout: Duration::from_secs(idle),
             absolute_timeout: Duration::from_secs(absolute),
-            cookie_secure: self.cookie_secure,
+            cookie_secure: self.cookie_secure.unwrap_or(false),
             argon2: self.argon2,
             hash_workers: match self.hash_workers {
                 0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -3,6 +3,7 @@
 
 mod auth;
 mod checkout;
+mod connections;
 mod expand;
 mod limits;
 mod oauth;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use crate::domain::{AllowedHost, PluginName, World};
 pub use auth::{Argon2Params, AuthConfig, RateLimits, RouteAuth};
 pub use checkout::{CheckoutConfig, ConfigAddress};
+pub use connections::ConnectionLimits;
 pub use expand::{expand, ExpandError};
 pub use limits::{Limits, RawLimits};
 pub use oauth::{ClientSecret, OAuthConfig, OAuthProvider, ProviderKind};
@@ -49,6 +51,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Largest request body accepted; larger gets 413.
     pub max_body_bytes: usize,
+    /// Header, idle and request timeouts and the connection cap.
+    pub connections: ConnectionLimits,
 }
 
 #[derive(Clone, Debug)]
@@ -141,6 +145,14 @@ struct RawServer {
     data_dir: PathBuf,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: usize,
+    #[serde(default = "default_header_read_timeout_ms")]
+    header_read_timeout_ms: u64,
+    #[serde(default)]
+    keep_alive_idle_secs: Option<u64>,
+    #[serde(default = "default_request_timeout_secs")]
+    request_timeout_secs: u64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
 }
 
 #[derive(Deserialize)]
@@ -217,6 +229,18 @@ fn default_max_body_bytes() -> usize {
     1 << 20
 }
 
+fn default_header_read_timeout_ms() -> u64 {
+    connections::DEFAULT_HEADER_READ_TIMEOUT_MS
+}
+
+fn default_request_timeout_secs() -> u64 {
+    connections::DEFAULT_REQUEST_TIMEOUT_SECS
+}
+
+fn default_max_connections() -> usize {
+    connections::DEFAULT_MAX_CONNECTIONS
+}
+
 impl Config {
     /// Reads and validates `path`, applying `overrides`, expanding `${ENV}` from the
     /// process environment.
@@ -263,6 +287,12 @@ impl Config {
                 "must be between 1 and 67108864",
             ));
         }
+        let connections = connections::resolve(
+            raw.server.header_read_timeout_ms,
+            raw.server.keep_alive_idle_secs,
+            raw.server.request_timeout_secs,
+            raw.server.max_connections,
+        )?;
         let storage = StorageConfig {
             cache_mib: in_range("[storage]", "cache_mib", raw.storage.cache_mib, 1, 65536)?,
             flush_every_ms: in_range(
@@ -289,10 +319,20 @@ impl Config {
         };
         let mut raw_auth = raw.auth;
         let raw_oauth = raw_auth.take_oauth();
+        let cookie_secure = raw_auth.cookie_secure();
         let mut auth = raw_auth
             .resolve()
             .map_err(|(field, message)| ConfigError::invalid("[auth]", field, message))?;
         auth.oauth = oauth::resolve(raw_oauth, &env)?;
+        // Browsers reach an https public URL over TLS: its cookies are Secure unless the
+        // file says otherwise (plain http to a proxy behind it is fine, the browser sees
+        // https).
+        auth.cookie_secure = cookie_secure.unwrap_or_else(|| {
+            auth.oauth
+                .public_url
+                .as_ref()
+                .is_some_and(|u| u.scheme() == "https")
+        });
         let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugins.len());
         for p in raw.plugins {
             let plugin = resolve_plugin(p, base, &env)?;
@@ -351,6 +391,7 @@ impl Config {
                 listen,
                 data_dir,
                 max_body_bytes: raw.server.max_body_bytes,
+                connections,
             },
             storage,
             runtime,

@@ -260,3 +260,52 @@ fn trusted_proxies_replace_trust_forwarded_for() {
     let e = proxies("oauth_max_pending = 0").unwrap_err().to_string();
     assert!(e.contains("oauth_max_pending"), "{e}");
 }
+
+#[test]
+fn connection_limits_default_safely_and_name_the_field_when_bad() {
+    let (_d, base) = base();
+    let c = parse(GOOD, &base).unwrap().server.connections;
+    assert_eq!(c.header_read_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(c.keep_alive_idle, std::time::Duration::from_secs(5));
+    assert_eq!(c.request_timeout, std::time::Duration::from_secs(60));
+    assert_eq!(c.max_connections, 1024);
+    let with = |lines: &str| {
+        GOOD.replace(
+            "data_dir = \"./data\"\n",
+            &format!("data_dir = \"./data\"\n{lines}\n"),
+        )
+    };
+    // An unset idle timeout follows a shorter header timeout; a set one may not exceed it.
+    let short = parse(&with("header_read_timeout_ms = 2000"), &base).unwrap();
+    assert_eq!(
+        short.server.connections.keep_alive_idle,
+        std::time::Duration::from_secs(2)
+    );
+    for (lines, field) in [
+        (
+            "header_read_timeout_ms = 2000\nkeep_alive_idle_secs = 3",
+            "keep_alive_idle_secs",
+        ),
+        ("header_read_timeout_ms = 0", "header_read_timeout_ms"),
+        ("keep_alive_idle_secs = 0", "keep_alive_idle_secs"),
+        ("request_timeout_secs = 0", "request_timeout_secs"),
+        ("max_connections = 0", "max_connections"),
+    ] {
+        let e = error_of(&with(lines));
+        assert!(e.contains("[server]") && e.contains(field), "{lines}: {e}");
+    }
+}
+
+#[test]
+fn cookies_are_secure_by_default_behind_an_https_public_url() {
+    let (_d, base) = base();
+    let auth = |lines: &str| format!("{GOOD}\n[auth]\n{lines}\n");
+    let secure = |text: String| parse(&text, &base).unwrap().auth.cookie_secure;
+    assert!(!secure(GOOD.to_string()));
+    assert!(secure(auth("public_url = \"https://shop.example\"")));
+    assert!(!secure(auth("public_url = \"http://127.0.0.1:8080\"")));
+    assert!(!secure(auth(
+        "public_url = \"https://shop.example\"\ncookie_secure = false"
+    )));
+    assert!(secure(auth("cookie_secure = true")));
+}

@@ -9,6 +9,7 @@ mod catalog;
 mod checkout;
 mod client_ip;
 mod contacts;
+mod deadline;
 mod error;
 mod health;
 mod json;
@@ -20,6 +21,7 @@ mod orders_view;
 mod plugin_response;
 mod plugins;
 mod request_context;
+mod same_origin;
 mod session_auth;
 mod weather;
 mod webhooks;
@@ -61,6 +63,8 @@ pub struct AppInner {
     pub storage: Storage,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// The whole-request deadline of non-plugin routes (`[server] request_timeout_secs`).
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -101,6 +105,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
         .layer(CatchPanicLayer::custom(request_context::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline::enforce,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             request_context::request_context,

@@ -224,7 +224,10 @@ async fn complete(
     match &finished.link_user_id {
         Some(user_id) => {
             // The browser that asked for the link must still be logged in as that user.
-            let Some(p) = optional_principal(state, headers)?.filter(|p| &p.user.id == user_id) else {
+            // The callback is a GET route: a safe method, no origin check applies.
+            let Some(p) = optional_principal(state, &axum::http::Method::GET, headers)?
+                .filter(|p| &p.user.id == user_id)
+            else {
                 tracing::warn!(provider = %provider, "link callback without the session that asked for it");
                 return Err(OAuthError::StateInvalid.into());
             };

@@ -2,8 +2,10 @@
 //! path, query, headers minus credentials, body), the plugin's response comes out
 //! through `plugin_response` (allow-listed headers, sandboxed, bounded).
 
+use std::time::Duration;
+
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::any;
 use axum::{Extension, Router};
@@ -72,7 +74,7 @@ pub async fn invoke(
         .plugin(name)
         .filter(|p| p.world() == World::Http)
         .ok_or_else(|| ApiError::PluginNotFound(name.to_string()))?;
-    let caller = match route_caller(&state, plugin.route_auth, &parts.headers) {
+    let caller = match route_caller(&state, plugin.route_auth, &parts.method, &parts.headers) {
         Ok(caller) => caller,
         Err(e) => {
             discard(body).await;
@@ -101,20 +103,33 @@ pub async fn invoke(
 fn route_caller(
     state: &AppState,
     auth: RouteAuth,
+    method: &Method,
     headers: &HeaderMap,
 ) -> Result<Option<crate::auth::Principal>, ApiError> {
     Ok(match auth {
         RouteAuth::None => None,
-        RouteAuth::Optional => optional_principal(state, headers)?,
-        RouteAuth::Required => Some(required_principal(state, headers)?),
+        RouteAuth::Optional => optional_principal(state, method, headers)?,
+        RouteAuth::Required => Some(required_principal(state, method, headers)?),
         RouteAuth::Admin => {
-            let p = required_principal(state, headers)?;
+            let p = required_principal(state, method, headers)?;
             if !p.is_admin() {
                 return Err(AuthError::Forbidden.into());
             }
             Some(p)
         }
     })
+}
+
+/// The whole-request deadline a plugin route needs (`None`: not a plugin route). A
+/// call may wait up to the plugin's `timeout_ms` for an instance and then run up to it
+/// (`runtime::invoke`); a second more covers the body and the flush, so the plugin's
+/// own timeout answers before the request deadline does.
+pub(super) fn route_deadline(state: &AppState, path: &str) -> Option<Duration> {
+    if !path.starts_with("/plugins/") {
+        return None;
+    }
+    let plugin = state.runtime.plugin(split_plugin_path(path).0)?;
+    Some(plugin.caps.limits.timeout * 2 + Duration::from_secs(1))
 }
 
 /// `/plugins/hello/a/b` → (`hello`, `/a/b`); the path is passed as received.

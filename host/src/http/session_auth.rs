@@ -5,21 +5,32 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 
 use super::client_ip::client_ip;
 use super::error::ApiError;
-use super::AppState;
+use super::{same_origin, AppState};
 use crate::auth::{AuthError, ClientInfo, Principal};
 
 /// Name of the session cookie (HttpOnly, SameSite=Lax).
 pub const SESSION_COOKIE: &str = "plinth_session";
 
+/// A session token as the client presented it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// `Authorization: Bearer …`: only code the user runs sends it.
+    Bearer(&'a str),
+    /// The session cookie: the browser sends it for any page, hence the origin check.
+    Cookie(&'a str),
+}
+
 /// The raw token the client presented, if any (header first, then cookie).
-pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
+pub fn presented_token(headers: &HeaderMap) -> Option<Presented<'_>> {
     if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| Presented::Bearer(token.trim()));
     }
     headers
         .get_all(header::COOKIE)
@@ -28,24 +39,40 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value)
+        .map(|(_, value)| Presented::Cookie(value))
 }
 
-/// The caller, if they presented a valid session; `Err` only for storage failures.
-pub fn optional_principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
-    match presented_token(headers) {
-        None => Ok(None),
-        Some(token) => match state.auth.authenticate(token) {
-            Ok(p) => Ok(Some(p)),
-            Err(AuthError::Unauthenticated) => Ok(None),
-            Err(e) => Err(e.into()),
-        },
+/// The caller, if they presented a valid session; `Err` for storage failures and for
+/// an unsafe `method` authenticated by the cookie from another origin (403
+/// `csrf_rejected`, checked before anything else happens).
+pub fn optional_principal(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, ApiError> {
+    let token = match presented_token(headers) {
+        None => return Ok(None),
+        Some(Presented::Bearer(token)) => token,
+        Some(Presented::Cookie(token)) => {
+            let public_url = state.auth.config().oauth.public_url.as_ref();
+            same_origin::check(method, headers, public_url)?;
+            token
+        }
+    };
+    match state.auth.authenticate(token) {
+        Ok(p) => Ok(Some(p)),
+        Err(AuthError::Unauthenticated) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// The caller, who must be logged in (401 otherwise).
-pub fn required_principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    optional_principal(state, headers)?.ok_or_else(|| AuthError::Unauthenticated.into())
+pub fn required_principal(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    optional_principal(state, method, headers)?.ok_or_else(|| AuthError::Unauthenticated.into())
 }
 
 /// A logged-in caller.
@@ -55,7 +82,7 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        required_principal(state, &parts.headers).map(CurrentUser)
+        required_principal(state, &parts.method, &parts.headers).map(CurrentUser)
     }
 }
 
@@ -66,7 +93,7 @@ impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let p = required_principal(state, &parts.headers)?;
+        let p = required_principal(state, &parts.method, &parts.headers)?;
         if !p.is_admin() {
             return Err(AuthError::Forbidden.into());
         }
@@ -108,9 +135,9 @@ mod tests {
         let mut h = HeaderMap::new();
         assert_eq!(presented_token(&h), None);
         h.insert(header::COOKIE, "a=1; plinth_session=tok123; b=2".parse().unwrap());
-        assert_eq!(presented_token(&h), Some("tok123"));
+        assert_eq!(presented_token(&h), Some(Presented::Cookie("tok123")));
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(presented_token(&h), Some("abc"));
+        assert_eq!(presented_token(&h), Some(Presented::Bearer("abc")));
         h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
         assert_eq!(presented_token(&h), None);
     }
