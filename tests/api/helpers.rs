@@ -186,14 +186,22 @@ pub async fn spawn_app_in(plugins: &str, data_dir: tempfile::TempDir) -> TestApp
 
 /// [`spawn_app_in`] on a given address (for tests that must know the port up front).
 pub async fn spawn_app_at(plugins: &str, data_dir: tempfile::TempDir, listen: Option<SocketAddr>) -> TestApp {
+    spawn_app_with_config(&config_text(plugins), data_dir, listen).await
+}
+
+/// [`spawn_app_at`] with a whole config file (start from [`config_text`], e.g. to change
+/// `[runtime]` settings).
+pub async fn spawn_app_with_config(
+    text: &str,
+    data_dir: tempfile::TempDir,
+    listen: Option<SocketAddr>,
+) -> TestApp {
     let overrides = Overrides {
         listen,
         data_dir: Some(data_dir.path().to_path_buf()),
     };
-    let config = Config::parse(&config_text(plugins), Path::new("."), &overrides, |k| {
-        std::env::var(k).ok()
-    })
-    .expect("test config is valid");
+    let config = Config::parse(text, Path::new("."), &overrides, |k| std::env::var(k).ok())
+        .expect("test config is valid");
     let app = Application::build(&config).await.expect("server builds");
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();

@@ -18,5 +18,6 @@ mod http_basics;
 mod oidc;
 mod plugin_auth;
 mod plugins;
+mod sandbox;
 mod shop;
 mod weather;

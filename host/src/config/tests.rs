@@ -212,3 +212,41 @@ fn social_login_settings_are_checked() {
         assert!(err.contains(what), "{what}: {err}");
     }
 }
+
+#[test]
+fn internal_hosts_are_exact_names_on_one_list_only() {
+    let with = |line: &str| GOOD.replace("limits = {", &format!("{line}\nlimits = {{"));
+    let (_d, base) = base();
+    let c = parse(
+        &with(r#"internal_hosts = ["billing.internal:8443", "10.0.0.7"]"#),
+        &base,
+    )
+    .unwrap();
+    let hosts: Vec<String> = c.plugins[0]
+        .internal_hosts
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    assert_eq!(hosts, ["billing.internal:8443", "10.0.0.7"]);
+    assert!(parse(GOOD, &base).unwrap().plugins[0].internal_hosts.is_empty());
+
+    let e = error_of(&with(r#"internal_hosts = ["*.internal"]"#));
+    assert!(e.contains("internal_hosts") && e.contains("wildcard"), "{e}");
+    let e = error_of(&with(r#"internal_hosts = ["api.example.com:8443"]"#));
+    assert!(e.contains("internal_hosts") && e.contains("also matched"), "{e}");
+    let e = error_of(&with(r#"internal_hosts = ["x.example.org"]"#));
+    assert!(e.contains("*.example.org"), "{e}");
+    let e = error_of(&with(r#"internal_hosts = ["http://x/"]"#));
+    assert!(
+        e.contains("internal_hosts") && e.contains("without a scheme"),
+        "{e}"
+    );
+    let pure = with(r#"internal_hosts = ["billing.internal"]"#)
+        .replace("http-plugin", "rules-plugin")
+        .replace(
+            r#"allowed_hosts = ["api.example.com", "127.0.0.1:9000", "${API_HOST:-*.example.org}"]"#,
+            "",
+        );
+    let e = error_of(&pure);
+    assert!(e.contains("internal_hosts") && e.contains("pure"), "{e}");
+}

@@ -26,6 +26,7 @@ impl Guest for Hostile {
             "/set-session-cookie" => Ok(HttpResponse::text(200, "fixated?")
                 .with_header("set-cookie", "plinth_session=plinth_evil; Path=/")
                 .with_header("set-cookie", "theme=dark; Path=/")),
+            "/spin" => spin_for(&req),
             _ => Err(Error::NotFound(format!("no hostile behaviour at {}", req.path))),
         }
     }
@@ -36,6 +37,20 @@ fn spin_forever() -> ! {
     loop {
         n = black_box(n.wrapping_add(1));
     }
+}
+
+/// Burns CPU for `?ms=N` milliseconds (default 50), then answers: a CPU-bound call that
+/// succeeds, for load tests.
+fn spin_for(req: &HttpRequest) -> Result<HttpResponse, Error> {
+    let ms: u64 = req.query_param("ms").and_then(|v| v.parse().ok()).unwrap_or(50);
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    let mut n: u64 = 0;
+    while std::time::Instant::now() < until {
+        for _ in 0..1000 {
+            n = black_box(n.wrapping_add(1));
+        }
+    }
+    Ok(HttpResponse::text(200, format!("spun {ms} ms")))
 }
 
 fn allocate_forever() -> Result<HttpResponse, Error> {
