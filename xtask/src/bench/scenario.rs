@@ -453,12 +453,13 @@ pub const SPIN_CONNECTIONS: usize = 128;
 pub const HELLO_CONNECTIONS: usize = 4;
 
 /// A noisy neighbour: `hello`'s p99 alone, and while another plugin is flooded with
-/// CPU-bound calls (50 ms of spinning each), on the default `[runtime]` settings.
+/// CPU-bound calls (10 million loop iterations each, ~15 ms of CPU alone), on the default `[runtime]`
+/// settings.
 fn noisy() -> Scenario {
     let hello = vec![RequestSpec::get("/plugins/hello/")];
     Scenario {
         name: "noisy",
-        description: "GET /plugins/hello/ p99 alone and while another plugin (hostile, /spin?ms=50) \
+        description: "GET /plugins/hello/ p99 alone and while another plugin (hostile, /spin?mega=10) \
                       is flooded with CPU-bound calls",
         plugins: vec![
             HELLO,
@@ -475,8 +476,11 @@ fn noisy() -> Scenario {
             Phase::single(Measurement::new("hello-idle", hello.clone()).on_connections(HELLO_CONNECTIONS)),
             Phase::concurrent(vec![
                 Measurement::new("hello-flood", hello).on_connections(HELLO_CONNECTIONS),
-                Measurement::new("spin-flood", vec![RequestSpec::get("/plugins/noisy/spin?ms=50")])
-                    .on_connections(SPIN_CONNECTIONS),
+                Measurement::new(
+                    "spin-flood",
+                    vec![RequestSpec::get("/plugins/noisy/spin?mega=10")],
+                )
+                .on_connections(SPIN_CONNECTIONS),
             ]),
         ],
         ratios: vec![Ratio {

@@ -39,18 +39,16 @@ fn spin_forever() -> ! {
     }
 }
 
-/// Burns CPU for `?ms=N` milliseconds (default 50), then answers: a CPU-bound call that
-/// succeeds, for load tests.
+/// Burns CPU: `?mega=N` million loop iterations (default 50, some tens of milliseconds),
+/// then answers. A fixed amount of work, not of time, so a guest that is made to wait
+/// for the CPU still has all of it to do: a CPU-bound call that succeeds, for load tests.
 fn spin_for(req: &HttpRequest) -> Result<HttpResponse, Error> {
-    let ms: u64 = req.query_param("ms").and_then(|v| v.parse().ok()).unwrap_or(50);
-    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    let mega: u64 = req.query_param("mega").and_then(|v| v.parse().ok()).unwrap_or(50);
     let mut n: u64 = 0;
-    while std::time::Instant::now() < until {
-        for _ in 0..1000 {
-            n = black_box(n.wrapping_add(1));
-        }
+    for _ in 0..mega.saturating_mul(1_000_000) {
+        n = black_box(n.wrapping_add(1));
     }
-    Ok(HttpResponse::text(200, format!("spun {ms} ms")))
+    Ok(HttpResponse::text(200, format!("spun {n}")))
 }
 
 fn allocate_forever() -> Result<HttpResponse, Error> {
