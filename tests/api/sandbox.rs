@@ -105,6 +105,24 @@ async fn the_memory_cap_holds_for_all_of_a_components_memories_together() {
         err.contains("\"multi\"") && err.contains("5 Wasm linear memories") && err.contains("maximum of 4"),
         "{err}"
     );
+    // `plinth plugin check` says the same before anyone deploys it.
+    let out = plugin_check(&multi_memory_component(dir.path(), 1)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("5 Wasm linear memories"),
+        "{stderr}"
+    );
+    let out = plugin_check(&multi_memory_component(dir.path(), 0)).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `plinth plugin check FILE --world http-plugin` (the real binary).
+async fn plugin_check(file: &str) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["plugin", "check", file, "--world", "http-plugin"])
+        .output()
+        .await
+        .unwrap()
 }
 
 /// With 8 instances in the pool, a plugin without its own `max_concurrent` holds at

@@ -250,3 +250,42 @@ fn internal_hosts_are_exact_names_on_one_list_only() {
     let e = error_of(&pure);
     assert!(e.contains("internal_hosts") && e.contains("pure"), "{e}");
 }
+
+#[test]
+fn plugin_share_and_busy_lanes_are_validated() {
+    let (_d, base) = base();
+    let c = parse(GOOD, &base).unwrap();
+    assert_eq!((c.runtime.plugin_share_percent, c.runtime.busy_lanes), (25, None));
+    assert_eq!(c.runtime.plugin_share(), 64, "25 % of 256");
+    assert_eq!(c.plugins[0].limits.max_concurrent, None, "the share applies");
+
+    let with = |runtime: &str| GOOD.replace("[[plugin]]", &format!("[runtime]\n{runtime}\n\n[[plugin]]"));
+    let c = parse(
+        &with("max_instances = 10\nplugin_share_percent = 25\nbusy_lanes = 3"),
+        &base,
+    )
+    .unwrap();
+    assert_eq!(c.runtime.plugin_share(), 3, "rounded up");
+    assert_eq!(c.runtime.busy_lanes, Some(3));
+    let c = parse(&with("max_instances = 1\nplugin_share_percent = 1"), &base).unwrap();
+    assert_eq!(c.runtime.plugin_share(), 1, "never zero");
+    for bad in [
+        "plugin_share_percent = 0",
+        "plugin_share_percent = 101",
+        "busy_lanes = 5000",
+    ] {
+        let e = error_of(&with(bad));
+        let field = bad.split(' ').next().unwrap();
+        assert!(e.contains("[runtime]") && e.contains(field), "{bad}: {e}");
+    }
+    let c = parse(
+        &GOOD.replace("memory_mib = 8", "memory_mib = 8, max_concurrent = 500"),
+        &base,
+    )
+    .unwrap();
+    assert_eq!(
+        c.plugins[0].limits.max_concurrent,
+        Some(500),
+        "an explicit value wins"
+    );
+}
