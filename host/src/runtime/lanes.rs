@@ -1,24 +1,27 @@
 //! Busy lanes: how CPU-bound guests share the worker threads with everything else.
 //!
-//! A guest that is still running at its second epoch tick (it has used at least one
-//! whole tick of CPU) is *busy*. From then on it runs wasm only while it holds one of
-//! the runtime's lanes: at every tick it gives its lane up, yields (tokio puts it at the
-//! back of the run queue) and queues for a lane again; while it waits on the network
-//! (`outbound`) it holds none. Lanes are handed out round robin between plugins
-//! ([`FairSemaphore`]). While a plugin has busy guests, its new invocations start only
-//! once they hold a lane, so a flooded CPU-bound plugin cannot put a fresh burst of
-//! unregulated guests on the threads every time its old ones finish.
+//! A guest that is still running at an epoch tick is *regulated*: from then on it runs
+//! wasm only while it holds one of the runtime's lanes. At every tick it gives its lane
+//! up, yields (tokio puts it at the back of the run queue) and queues for a lane again;
+//! while it waits on the network (`outbound`) it holds none. Lanes are handed out round
+//! robin between plugins ([`FairSemaphore`]). A guest still running at its second tick
+//! (it has used at least a whole tick of CPU) is *busy*, and while a plugin has busy
+//! guests its new invocations start only once they hold a lane, so a flooded CPU-bound
+//! plugin cannot put a fresh burst of unregulated guests on the threads every time its
+//! old ones finish. (A call that merely straddles one tick is regulated but does not
+//! make its plugin's other calls wait.)
 //!
 //! The bound. There are L lanes for w worker threads, L < w by default (`busy_lanes`).
 //! Without lanes, k spinning guests each ran a whole tick t before yielding, so a task
 //! that became ready waited up to ceil(k/w)·t (64 spinners, 2 threads, 5 ms: 160 ms).
 //! With lanes, at most L threads run busy guests at any moment, each until the next
-//! tick: the other w − L threads serve everything else, and a task queued behind a busy
-//! guest waits at most one tick t — whatever k is. Not regulated: a guest's first
-//! stretch (until its second tick, at most 2t) while its plugin has no busy guest, so n
-//! guests of a so-far quiet plugin starting at once can delay others once by about
-//! ceil(n/w)·2t; and a call that itself turns busy waits its turn, at most one tick per
-//! plugin queued ahead of it.
+//! tick: the other w − L threads serve everything else, and a task queued behind a
+//! regulated guest waits at most one tick t — whatever k is. Not regulated: a guest's
+//! first stretch, until its first tick (at most t), while its plugin has no busy guest;
+//! n such guests starting at once can delay others by about ceil(n/w)·t once, and a
+//! plugin whose calls stay under two ticks each (never busy) gets at most one such
+//! stretch per call, while the rest of each call waits for the lanes. A call that
+//! itself turns regulated waits its turn: at most one tick per plugin queued ahead.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,9 +29,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::fair::{FairPermit, FairSemaphore};
 
-/// Ticks a guest may run through before it counts as busy: the first one is free, so a
-/// short call that merely straddles a tick only yields.
-const FREE_TICKS: u32 = 1;
+/// The tick at which a regulated guest also counts as busy for its plugin (which makes
+/// the plugin's new calls start on a lane).
+const BUSY_AT_TICK: u32 = 2;
 
 /// One invocation's standing on the busy lanes, shared by its epoch callback, its host
 /// calls and the invocation itself.
@@ -84,7 +87,8 @@ impl Lane {
         let given_up = {
             let mut state = self.lock();
             state.ticks += 1;
-            if state.ticks > FREE_TICKS {
+            state.regulated = true;
+            if state.ticks >= BUSY_AT_TICK {
                 self.mark_busy(&mut state);
             }
             state.held.take()
@@ -105,7 +109,6 @@ impl Lane {
     }
 
     fn mark_busy(&self, state: &mut LaneState) {
-        state.regulated = true;
         if !state.busy {
             state.busy = true;
             self.plugin_busy.fetch_add(1, Ordering::Relaxed);
@@ -134,16 +137,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_guest_turns_busy_at_its_second_tick_and_then_needs_a_lane() {
+    async fn a_guest_needs_a_lane_after_its_first_tick_and_is_busy_after_its_second() {
         let lanes = FairSemaphore::new(1);
         let busy = Arc::new(AtomicUsize::new(0));
         let lane = Lane::new(lanes.clone(), 0, busy.clone());
         lane.clone().at_tick().await;
         assert_eq!(
             (busy.load(Ordering::Relaxed), lanes.available()),
-            (0, 1),
-            "first tick is free"
+            (0, 0),
+            "on a lane, not busy"
         );
+        // Its plugin's new calls are not held up by a call that straddled one tick.
+        let other = Lane::new(lanes.clone(), 0, busy.clone());
+        assert!(futures::poll!(Box::pin(other.wait_turn())).is_ready());
+        drop(other);
         lane.clone().at_tick().await;
         assert_eq!(
             (busy.load(Ordering::Relaxed), lanes.available()),
