@@ -136,29 +136,26 @@ mod tests {
         lane.plugin_busy.load(Ordering::Relaxed)
     }
 
+    /// (the plugin's busy guests, free lanes)
+    fn counts(busy: &AtomicUsize, lanes: &FairSemaphore) -> (usize, usize) {
+        (busy.load(Ordering::Relaxed), lanes.available())
+    }
+
     #[tokio::test]
     async fn a_guest_needs_a_lane_after_its_first_tick_and_is_busy_after_its_second() {
         let lanes = FairSemaphore::new(1);
         let busy = Arc::new(AtomicUsize::new(0));
         let lane = Lane::new(lanes.clone(), 0, busy.clone());
         lane.clone().at_tick().await;
-        assert_eq!(
-            (busy.load(Ordering::Relaxed), lanes.available()),
-            (0, 0),
-            "on a lane, not busy"
-        );
+        assert_eq!(counts(&busy, &lanes), (0, 0), "on a lane, not busy");
         // Its plugin's new calls are not held up by a call that straddled one tick.
         let other = Lane::new(lanes.clone(), 0, busy.clone());
         assert!(futures::poll!(Box::pin(other.wait_turn())).is_ready());
         drop(other);
         lane.clone().at_tick().await;
-        assert_eq!(
-            (busy.load(Ordering::Relaxed), lanes.available()),
-            (1, 0),
-            "busy, holds the lane"
-        );
+        assert_eq!(counts(&busy, &lanes), (1, 0), "busy, holds the lane");
 
-        // A new invocation of the same plugin starts busy and waits for the lane.
+        // A new invocation of the same plugin starts regulated and waits for the lane.
         let next = Lane::new(lanes.clone(), 0, busy.clone());
         let mut waiting = Box::pin({
             let next = next.clone();
@@ -178,8 +175,8 @@ mod tests {
             drop((second, next));
         })
         .await;
-        assert_eq!((busy.load(Ordering::Relaxed), lanes.available()), (1, 0));
+        assert_eq!(counts(&busy, &lanes), (1, 0));
         drop(lane);
-        assert_eq!((busy.load(Ordering::Relaxed), lanes.available()), (0, 1));
+        assert_eq!(counts(&busy, &lanes), (0, 1));
     }
 }
