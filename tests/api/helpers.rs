@@ -192,17 +192,22 @@ pub async fn spawn_app_in(plugins: &str, data_dir: tempfile::TempDir) -> TestApp
 
 /// [`spawn_app_in`] on a given address (for tests that must know the port up front).
 pub async fn spawn_app_at(plugins: &str, data_dir: tempfile::TempDir, listen: Option<SocketAddr>) -> TestApp {
-    spawn_app_text(&config_text(plugins), data_dir, listen).await
+    spawn_app_with_config(&config_text(plugins), data_dir, listen).await
 }
 
 /// [`spawn_app`] with extra `[server]` settings (TOML lines).
 pub async fn spawn_app_with_server(server: &str, plugins: &str) -> TestApp {
     let text = config_text_with_server(server, plugins);
-    spawn_app_text(&text, tempfile::tempdir().expect("temp dir"), None).await
+    spawn_app_with_config(&text, tempfile::tempdir().expect("temp dir"), None).await
 }
 
-/// Starts the server from a whole config text.
-async fn spawn_app_text(text: &str, data_dir: tempfile::TempDir, listen: Option<SocketAddr>) -> TestApp {
+/// [`spawn_app_at`] with a whole config file (start from [`config_text`], e.g. to change
+/// `[runtime]` settings).
+pub async fn spawn_app_with_config(
+    text: &str,
+    data_dir: tempfile::TempDir,
+    listen: Option<SocketAddr>,
+) -> TestApp {
     let overrides = Overrides {
         listen,
         data_dir: Some(data_dir.path().to_path_buf()),

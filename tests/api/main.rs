@@ -25,5 +25,6 @@ mod plugin_output;
 mod plugin_responses;
 mod plugins;
 mod private_files;
+mod sandbox;
 mod shop;
 mod weather;

@@ -103,7 +103,7 @@ async fn two_plugins_cannot_see_each_others_kv() {
 
 /// How the test upstream answers.
 #[derive(Clone, Copy)]
-enum Upstream {
+pub(crate) enum Upstream {
     /// A short text body.
     Small,
     /// A body of this many bytes.
@@ -113,7 +113,7 @@ enum Upstream {
 }
 
 /// A minimal HTTP/1.1 server on loopback that counts the connections it accepts.
-async fn counting_upstream(behaviour: Upstream) -> (u16, Arc<AtomicUsize>) {
+pub(crate) async fn counting_upstream(behaviour: Upstream) -> (u16, Arc<AtomicUsize>) {
     let connections = Arc::new(AtomicUsize::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

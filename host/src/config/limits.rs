@@ -25,12 +25,13 @@ pub struct RawLimits {
 pub struct Limits {
     /// Wall-clock deadline of one invocation, instantiation included.
     pub timeout: Duration,
-    /// Cap on the plugin's linear memory.
+    /// Cap on one invocation's linear memories, all of them together.
     pub memory_bytes: u64,
     /// Instruction budget per invocation (wasmtime fuel), if set.
     pub fuel: Option<u64>,
-    /// Instances of this plugin alive at once; more get 503 `plugin_busy`.
-    pub max_concurrent: u32,
+    /// Instances of this plugin alive at once; more wait, then get 503 `plugin_busy`.
+    /// `None`: the plugin's share of the pool (`[runtime] plugin_share_percent`).
+    pub max_concurrent: Option<u32>,
     /// Outbound HTTP calls per invocation.
     pub max_outbound_calls: u32,
     /// Largest outbound response body accepted.
@@ -73,13 +74,10 @@ impl RawLimits {
                 Some(f) => Some(pick("fuel", Some(f), 0, 1_000, u64::MAX / 2)?),
                 None => None,
             },
-            max_concurrent: pick(
-                "max_concurrent",
-                self.max_concurrent.map(u64::from),
-                64,
-                1,
-                10_000,
-            )? as u32,
+            max_concurrent: match self.max_concurrent {
+                Some(n) => Some(pick("max_concurrent", Some(n.into()), 0, 1, 10_000)? as u32),
+                None => None,
+            },
             max_outbound_calls: pick(
                 "max_outbound_calls",
                 self.max_outbound_calls.map(u64::from),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{AllowedHost, PluginName, World};
+use crate::domain::{AllowedHost, HostPattern, PluginName, World};
 pub use auth::{Argon2Params, AuthConfig, RateLimits, RouteAuth};
 pub use checkout::{CheckoutConfig, ConfigAddress};
 pub use connections::ConnectionLimits;
@@ -72,6 +72,22 @@ pub struct RuntimeConfig {
     /// Epoch tick: how often a running guest is checked against its deadline and made
     /// to yield to other requests.
     pub epoch_tick_ms: u64,
+    /// Share of `max_instances` (percent) one plugin may hold at once unless its own
+    /// `limits.max_concurrent` says otherwise.
+    pub plugin_share_percent: u32,
+    /// Guests that run through an epoch tick (CPU-bound) take turns on this many lanes;
+    /// `None`: one fewer than the async runtime's worker threads, at least one.
+    pub busy_lanes: Option<u32>,
+}
+
+impl RuntimeConfig {
+    /// Instances a plugin without its own `max_concurrent` may hold: its share of the
+    /// pool, at least one.
+    pub fn plugin_share(&self) -> u32 {
+        (self.max_instances * self.plugin_share_percent)
+            .div_ceil(100)
+            .max(1)
+    }
 }
 
 /// One `[[plugin]]` entry.
@@ -82,6 +98,9 @@ pub struct PluginConfig {
     /// The component file, resolved against the config file's directory.
     pub source: PathBuf,
     pub allowed_hosts: Vec<AllowedHost>,
+    /// Exact names the plugin may reach even when they resolve to internal addresses
+    /// (loopback, private, link-local …); an `allowed_hosts` name never may.
+    pub internal_hosts: Vec<AllowedHost>,
     pub limits: Limits,
     /// Who may call an http-plugin and whether it sees the caller's identity.
     pub auth: RouteAuth,
@@ -177,6 +196,9 @@ struct RawRuntime {
     cache_dir: Option<PathBuf>,
     max_instances: u32,
     epoch_tick_ms: u64,
+    plugin_share_percent: u32,
+    /// 0 = automatic.
+    busy_lanes: u32,
 }
 
 impl Default for RawRuntime {
@@ -185,6 +207,8 @@ impl Default for RawRuntime {
             cache_dir: None,
             max_instances: 256,
             epoch_tick_ms: 5,
+            plugin_share_percent: 25,
+            busy_lanes: 0,
         }
     }
 }
@@ -217,6 +241,9 @@ struct RawPlugin {
     /// allowed too).
     #[serde(default)]
     allowed_hosts: Vec<String>,
+    /// Like `allowed_hosts`, for names that may resolve to internal addresses.
+    #[serde(default)]
+    internal_hosts: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -316,6 +343,17 @@ impl Config {
                 10_000,
             )? as u32,
             epoch_tick_ms: in_range("[runtime]", "epoch_tick_ms", raw.runtime.epoch_tick_ms, 1, 1000)?,
+            plugin_share_percent: in_range(
+                "[runtime]",
+                "plugin_share_percent",
+                raw.runtime.plugin_share_percent.into(),
+                1,
+                100,
+            )? as u32,
+            busy_lanes: match in_range("[runtime]", "busy_lanes", raw.runtime.busy_lanes.into(), 0, 1024)? {
+                0 => None,
+                n => Some(n as u32),
+            },
         };
         let mut raw_auth = raw.auth;
         let raw_oauth = raw_auth.take_oauth();
@@ -424,12 +462,17 @@ fn resolve_plugin(
             ),
         ));
     }
-    if !p.world.has_outbound() && !p.allowed_hosts.is_empty() {
-        return Err(ConfigError::invalid(
-            section,
-            "allowed_hosts",
-            format!("{} plugins are pure and cannot make outbound calls", p.world),
-        ));
+    for (field, list) in [
+        ("allowed_hosts", &p.allowed_hosts),
+        ("internal_hosts", &p.internal_hosts),
+    ] {
+        if !p.world.has_outbound() && !list.is_empty() {
+            return Err(ConfigError::invalid(
+                section,
+                field,
+                format!("{} plugins are pure and cannot make outbound calls", p.world),
+            ));
+        }
     }
     if p.auth.is_some() && p.world != World::Http {
         return Err(ConfigError::invalid(
@@ -438,16 +481,9 @@ fn resolve_plugin(
             "only http-plugin routes are called by clients directly",
         ));
     }
-    let allowed_hosts = p
-        .allowed_hosts
-        .iter()
-        .map(|raw| {
-            let expanded = expand(raw, env)
-                .map_err(|e| ConfigError::invalid(&section, "allowed_hosts", e.to_string()))?;
-            AllowedHost::parse(&expanded)
-                .map_err(|e| ConfigError::invalid(&section, "allowed_hosts", format!("{expanded}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let allowed_hosts = host_list(&section, "allowed_hosts", &p.allowed_hosts, env)?;
+    let internal_hosts = host_list(&section, "internal_hosts", &p.internal_hosts, env)?;
+    check_internal_hosts(&section, &allowed_hosts, &internal_hosts)?;
     let limits = p
         .limits
         .resolve()
@@ -477,10 +513,56 @@ fn resolve_plugin(
         world: p.world,
         source,
         allowed_hosts,
+        internal_hosts,
         limits,
         auth: p.auth.unwrap_or_default(),
         values,
     })
+}
+
+/// Parses a list of host entries after `${ENV}` expansion (a base URL from the
+/// environment needs its host listed too).
+fn host_list(
+    section: &str,
+    field: &str,
+    raw: &[String],
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<AllowedHost>, ConfigError> {
+    raw.iter()
+        .map(|raw| {
+            let expanded =
+                expand(raw, env).map_err(|e| ConfigError::invalid(section, field, e.to_string()))?;
+            AllowedHost::parse(&expanded)
+                .map_err(|e| ConfigError::invalid(section, field, format!("{expanded}: {e}")))
+        })
+        .collect()
+}
+
+/// `internal_hosts` names hosts one by one (a wildcard would hand internal addresses
+/// to whoever controls any subdomain's DNS), and a name is either internal or not: on
+/// both lists, which of its ports may resolve internally would be ambiguous.
+fn check_internal_hosts(
+    section: &str,
+    allowed: &[AllowedHost],
+    internal: &[AllowedHost],
+) -> Result<(), ConfigError> {
+    for entry in internal {
+        let HostPattern::Exact(host) = entry.pattern() else {
+            return Err(ConfigError::invalid(
+                section,
+                "internal_hosts",
+                format!("{entry}: name each internal host exactly, without a wildcard"),
+            ));
+        };
+        if let Some(other) = allowed.iter().find(|a| a.matches_host(host)) {
+            return Err(ConfigError::invalid(
+                section,
+                "internal_hosts",
+                format!("{entry}: {host} is also matched by allowed_hosts entry {other}; list it once"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that each named plugin exists and has the right world.

@@ -309,3 +309,80 @@ fn cookies_are_secure_by_default_behind_an_https_public_url() {
     )));
     assert!(secure(auth("cookie_secure = true")));
 }
+
+#[test]
+fn internal_hosts_are_exact_names_on_one_list_only() {
+    let with = |line: &str| GOOD.replace("limits = {", &format!("{line}\nlimits = {{"));
+    let (_d, base) = base();
+    let c = parse(
+        &with(r#"internal_hosts = ["billing.internal:8443", "10.0.0.7"]"#),
+        &base,
+    )
+    .unwrap();
+    let hosts: Vec<String> = c.plugins[0]
+        .internal_hosts
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    assert_eq!(hosts, ["billing.internal:8443", "10.0.0.7"]);
+    assert!(parse(GOOD, &base).unwrap().plugins[0].internal_hosts.is_empty());
+
+    let e = error_of(&with(r#"internal_hosts = ["*.internal"]"#));
+    assert!(e.contains("internal_hosts") && e.contains("wildcard"), "{e}");
+    let e = error_of(&with(r#"internal_hosts = ["api.example.com:8443"]"#));
+    assert!(e.contains("internal_hosts") && e.contains("also matched"), "{e}");
+    let e = error_of(&with(r#"internal_hosts = ["x.example.org"]"#));
+    assert!(e.contains("*.example.org"), "{e}");
+    let e = error_of(&with(r#"internal_hosts = ["http://x/"]"#));
+    assert!(
+        e.contains("internal_hosts") && e.contains("without a scheme"),
+        "{e}"
+    );
+    let pure = with(r#"internal_hosts = ["billing.internal"]"#)
+        .replace("http-plugin", "rules-plugin")
+        .replace(
+            r#"allowed_hosts = ["api.example.com", "127.0.0.1:9000", "${API_HOST:-*.example.org}"]"#,
+            "",
+        );
+    let e = error_of(&pure);
+    assert!(e.contains("internal_hosts") && e.contains("pure"), "{e}");
+}
+
+#[test]
+fn plugin_share_and_busy_lanes_are_validated() {
+    let (_d, base) = base();
+    let c = parse(GOOD, &base).unwrap();
+    assert_eq!((c.runtime.plugin_share_percent, c.runtime.busy_lanes), (25, None));
+    assert_eq!(c.runtime.plugin_share(), 64, "25 % of 256");
+    assert_eq!(c.plugins[0].limits.max_concurrent, None, "the share applies");
+
+    let with = |runtime: &str| GOOD.replace("[[plugin]]", &format!("[runtime]\n{runtime}\n\n[[plugin]]"));
+    let c = parse(
+        &with("max_instances = 10\nplugin_share_percent = 25\nbusy_lanes = 3"),
+        &base,
+    )
+    .unwrap();
+    assert_eq!(c.runtime.plugin_share(), 3, "rounded up");
+    assert_eq!(c.runtime.busy_lanes, Some(3));
+    let c = parse(&with("max_instances = 1\nplugin_share_percent = 1"), &base).unwrap();
+    assert_eq!(c.runtime.plugin_share(), 1, "never zero");
+    for bad in [
+        "plugin_share_percent = 0",
+        "plugin_share_percent = 101",
+        "busy_lanes = 5000",
+    ] {
+        let e = error_of(&with(bad));
+        let field = bad.split(' ').next().unwrap();
+        assert!(e.contains("[runtime]") && e.contains(field), "{bad}: {e}");
+    }
+    let c = parse(
+        &GOOD.replace("memory_mib = 8", "memory_mib = 8, max_concurrent = 500"),
+        &base,
+    )
+    .unwrap();
+    assert_eq!(
+        c.plugins[0].limits.max_concurrent,
+        Some(500),
+        "an explicit value wins"
+    );
+}

@@ -15,6 +15,8 @@ const ASYNC_STACK: usize = 1 << 20;
 /// Linear memory kept mapped between instances of a pool slot, reset with memset
 /// instead of madvise: cheaper for small guests that touch few pages.
 const KEEP_RESIDENT: usize = 1 << 20;
+/// Linear memories one component may define (one per core module instance that has one).
+const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 
 pub fn build_engine(rt: &RuntimeConfig, plugins: &[PluginConfig]) -> wasmtime::Result<Engine> {
     let max_memory = plugins
@@ -25,14 +27,14 @@ pub fn build_engine(rt: &RuntimeConfig, plugins: &[PluginConfig]) -> wasmtime::R
     let n = rt.max_instances;
 
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(n)
+    per_component_limits(&mut pool)
+        .total_component_instances(n)
         .total_core_instances(n.saturating_mul(8))
-        .max_core_instances_per_component(32)
         .total_memories(n.saturating_mul(2))
-        .max_memories_per_component(4)
         .total_tables(n.saturating_mul(4))
-        .max_tables_per_component(16)
         .total_stacks(n)
+        // Each memory may reach the largest cap; the limiter holds each Store to its own
+        // plugin's cap over all its memories together.
         .max_memory_size(max_memory as usize)
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(64 << 10)
@@ -58,10 +60,28 @@ pub fn fuel_metered(plugins: &[PluginConfig]) -> bool {
     plugins.iter().any(|p| p.limits.fuel.is_some())
 }
 
-/// An engine for inspecting components offline (`plinth plugin check`): no pool.
+/// What one component may contain; a component over these is refused when it is
+/// compiled or loaded, naming the limit.
+fn per_component_limits(pool: &mut PoolingAllocationConfig) -> &mut PoolingAllocationConfig {
+    pool.max_core_instances_per_component(32)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(16)
+}
+
+/// An engine for inspecting components offline (`plinth plugin check`): a pool of one
+/// instance with the server's per-component limits, so "fits" there means "loads" here.
 pub fn inspection_engine() -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    per_component_limits(&mut pool)
+        .total_component_instances(1)
+        .total_core_instances(32)
+        .total_memories(MAX_MEMORIES_PER_COMPONENT)
+        .total_tables(16)
+        .total_stacks(1);
     let mut config = Config::new();
-    config.epoch_interruption(true);
+    config
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }
 

@@ -133,8 +133,10 @@ impl outbound::Host for PluginState {
         self.call.outbound_calls += 1;
         let started = Instant::now();
         let url_for_log = req.url.clone();
-        let result = client
-            .send(req, self.call.deadline, caps.limits.max_outbound_response_bytes)
+        // No lane while the network is waited on: a busy guest's turn goes to others.
+        let lane = self.call.lane.clone();
+        let result = lane
+            .off_cpu(client.send(req, self.call.deadline, caps.limits.max_outbound_response_bytes))
             .await;
         match &result {
             Ok(resp) => {

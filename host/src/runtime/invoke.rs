@@ -2,7 +2,15 @@
 //! by its deadline (epoch ticks make a busy guest yield and then stop it), its memory
 //! cap and optional fuel. Whatever goes wrong becomes a typed [`InvokeError`]; the
 //! cause is logged with the request id, never shown to the client.
+//!
+//! Sharing between plugins. An invocation first takes one of its plugin's slots (its
+//! `max_concurrent`, by default its share of the pool), then an instance of the pool;
+//! freed instances go to waiting plugins in turn ([`FairSemaphore`]), so a flooded
+//! plugin holds at most its share and another plugin's call waits for at most one
+//! release per plugin ahead of it. CPU-bound guests take turns on the busy lanes
+//! (`lanes.rs`, which also derives the latency bound).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -12,6 +20,8 @@ use futures::future::BoxFuture;
 
 use super::bindings::GuestError;
 use super::error::{InvokeError, InvokeErrorKind};
+use super::fair::FairPermit;
+use super::lanes::Lane;
 use super::limits::{DeadlineExceeded, MemoryLimitExceeded};
 use super::registry::Plugin;
 use super::state::PluginState;
@@ -42,7 +52,7 @@ pub(super) struct Invocation {
 /// process-wide pool.
 pub(super) struct Slots {
     _plugin: OwnedSemaphorePermit,
-    _pool: OwnedSemaphorePermit,
+    _pool: FairPermit,
 }
 
 /// The guest call of one invocation, given the fresh Store; owns what it needs.
@@ -58,19 +68,26 @@ impl Runtime {
         call: GuestCall<R>,
     ) -> Result<Completed<R>, InvokeError> {
         let slots = self.take_slots(plugin).await?;
-        let mut inv = begin(plugin, request_id, slots)?;
-        let result = tokio::time::timeout_at((inv.deadline + GRACE).into(), call(&mut inv.store)).await;
+        let lane = Lane::new(self.lanes.clone(), plugin.key, plugin.busy.clone());
+        let mut inv = begin(plugin, request_id, slots, lane.clone())?;
+        let guest = async {
+            // A plugin with busy guests starts new ones only on a lane (see lanes.rs).
+            lane.wait_turn().await;
+            call(&mut inv.store).await
+        };
+        let result = tokio::time::timeout_at((inv.deadline + GRACE).into(), guest).await;
         self.finish(plugin, inv, result)
     }
 
-    /// Waits for a slot of the plugin and of the instance pool, at most as long as the
-    /// plugin's own deadline: a burst queues instead of failing, a flood gets 503.
+    /// Waits for a slot of the plugin and of the instance pool (in turn with the other
+    /// plugins), at most as long as the plugin's own deadline: a burst queues instead of
+    /// failing, a flood gets 503.
     async fn take_slots(&self, plugin: &Plugin) -> Result<Slots, InvokeError> {
         let busy = || InvokeError::new(plugin.name(), InvokeErrorKind::Busy);
         let wait = plugin.caps.limits.timeout;
         let take = async {
             let own = plugin.slots.clone().acquire_owned().await.map_err(|_| busy())?;
-            let pool = self.instances.clone().acquire_owned().await.map_err(|_| busy())?;
+            let pool = self.instances.acquire(plugin.key).await.ok_or_else(busy)?;
             Ok(Slots {
                 _plugin: own,
                 _pool: pool,
@@ -135,11 +152,12 @@ pub(super) fn begin(
     plugin: &Plugin,
     request_id: &RequestId,
     slots: Slots,
+    lane: Arc<Lane>,
 ) -> Result<Invocation, InvokeError> {
     let limits = &plugin.caps.limits;
     let started = Instant::now();
     let deadline = started + limits.timeout;
-    let state = PluginState::new(plugin.caps.clone(), request_id.clone(), deadline);
+    let state = PluginState::new(plugin.caps.clone(), request_id.clone(), deadline, lane.clone());
     let mut store = Store::new(&plugin.engine, state);
     store.limiter(|s| &mut s.limiter);
     // Fuel is on for the engine when any plugin sets a budget; others get no budget.
@@ -154,9 +172,9 @@ pub(super) fn begin(
         if Instant::now() >= deadline {
             Err(DeadlineExceeded.into())
         } else {
-            // tokio's own yield puts the task at the back of the run queue, so other
-            // requests run before a busy guest gets the thread again.
-            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+            // Yield, and for a busy guest wait for its next turn on a lane; wasmtime sets
+            // the next deadline (the next tick) once this future is done.
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(lane.clone().at_tick())))
         }
     });
     Ok(Invocation {

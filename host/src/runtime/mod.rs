@@ -6,9 +6,11 @@ mod cache;
 pub mod check;
 mod engine;
 mod error;
+mod fair;
 mod guest_log;
 mod imports;
 mod invoke;
+mod lanes;
 mod limits;
 mod outbound;
 mod registry;
@@ -30,8 +32,11 @@ use crate::telemetry::Metrics;
 /// All loaded plugins and the engine that runs them.
 pub struct Runtime {
     plugins: BTreeMap<String, Arc<Plugin>>,
-    /// One permit per instance the pooling allocator can hold.
-    instances: Arc<tokio::sync::Semaphore>,
+    /// One permit per instance the pooling allocator can hold, handed to waiting
+    /// plugins in turn.
+    instances: fair::FairSemaphore,
+    /// Turns on the CPU for guests that run through epoch ticks (see `lanes.rs`).
+    lanes: fair::FairSemaphore,
 }
 
 impl Runtime {
@@ -41,10 +46,19 @@ impl Runtime {
         let engine = engine::build_engine(&config.runtime, &config.plugins)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let cache = Arc::new(cache::ComponentCache::new(&config.runtime.cache_dir));
-        let plugins = registry::load_all(&engine, cache, &config.plugins, storage, metrics).await?;
+        let share = config.runtime.plugin_share();
+        let plugins = registry::load_all(&engine, cache, &config.plugins, share, storage, metrics).await?;
+        let lanes = busy_lanes(config.runtime.busy_lanes);
+        tracing::info!(
+            max_instances = config.runtime.max_instances,
+            plugin_share = share,
+            busy_lanes = lanes,
+            "plugin runtime ready"
+        );
         Ok(Self {
             plugins,
-            instances: Arc::new(tokio::sync::Semaphore::new(config.runtime.max_instances as usize)),
+            instances: fair::FairSemaphore::new(config.runtime.max_instances as usize),
+            lanes: fair::FairSemaphore::new(lanes),
         })
     }
 
@@ -54,5 +68,18 @@ impl Runtime {
 
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
         self.plugins.values()
+    }
+}
+
+/// The configured lane count, or one fewer than the async runtime's worker threads (at
+/// least one): CPU-bound guests then never occupy every thread, so requests that only
+/// need a moment of CPU always find one free.
+fn busy_lanes(configured: Option<u32>) -> usize {
+    match configured {
+        Some(n) => n as usize,
+        None => {
+            let workers = tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers());
+            workers.saturating_sub(1).max(1)
+        }
     }
 }

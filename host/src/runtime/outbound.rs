@@ -1,6 +1,9 @@
-//! Outbound HTTP for plugins: only to hosts on the plugin's allow-list, never to
-//! loopback or private addresses unless an exact entry names them, within the plugin's
-//! deadline, with a response size cap. One client (and connection pool) per plugin.
+//! Outbound HTTP for plugins: only to hosts on the plugin's allow-list, within the
+//! plugin's deadline, with a response size cap. One client (and connection pool) per
+//! plugin. Internal addresses (loopback, private, link-local, …) are reachable only
+//! through an IP-literal `allowed_hosts` entry or a name on `internal_hosts`: a host
+//! name on `allowed_hosts` is answered by someone else's DNS, which must not be able to
+//! point it at 169.254.169.254 or our own loopback.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,11 +24,13 @@ pub struct OutboundClient {
 
 struct Policy {
     allowed: Vec<AllowedHost>,
+    /// Exact names (or IP literals) that may resolve to internal addresses.
+    internal: Vec<AllowedHost>,
 }
 
 /// Why a resolved name was refused (surfaced through reqwest's error chain).
 #[derive(Debug, thiserror::Error)]
-#[error("{0} resolves only to internal addresses, which need an exact allowed_hosts entry")]
+#[error("{0} resolves only to internal addresses; list it in internal_hosts to allow that")]
 struct InternalAddressRefused(String);
 
 impl Policy {
@@ -43,7 +48,8 @@ impl Policy {
         };
         let default_port = if scheme == "https" { 443 } else { 80 };
         let port = url.port().unwrap_or(default_port);
-        if self.allowed.iter().any(|a| a.matches(&host, port, default_port)) {
+        let listed = |a: &AllowedHost| a.matches(&host, port, default_port);
+        if self.allowed.iter().any(listed) || self.internal.iter().any(listed) {
             Ok(())
         } else {
             Err(GuestError::Denied(format!(
@@ -52,15 +58,17 @@ impl Policy {
         }
     }
 
-    /// Whether an exact entry names this host (so internal addresses are fine).
-    fn named_exactly(&self, host: &str) -> bool {
-        self.allowed.iter().any(|a| a.is_exact() && a.matches_host(host))
+    /// Whether this name is on `internal_hosts` (so internal addresses are fine). The
+    /// config refuses a name on both lists, so the port does not matter here.
+    fn may_resolve_internally(&self, host: &str) -> bool {
+        self.internal.iter().any(|a| a.matches_host(host))
     }
 }
 
 /// Resolves names with the system resolver, then drops internal addresses unless the
-/// host is named exactly on the allow-list. Checking the addresses that will actually
-/// be dialled (not a separate lookup) closes the DNS-rebinding gap.
+/// name is on `internal_hosts`. The connector dials exactly the addresses returned here
+/// (no second lookup between check and connect), which closes the DNS-rebinding gap;
+/// IP literals never reach the resolver and were matched against the lists as written.
 struct PolicyResolver {
     policy: Arc<Policy>,
 }
@@ -71,7 +79,7 @@ impl Resolve for PolicyResolver {
         Box::pin(async move {
             let host = name.as_str().to_ascii_lowercase();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allow_internal = policy.named_exactly(&host);
+            let allow_internal = policy.may_resolve_internally(&host);
             let kept: Vec<SocketAddr> = addrs
                 .into_iter()
                 .filter(|a| allow_internal || !is_internal_address(a.ip()))
@@ -87,8 +95,8 @@ impl Resolve for PolicyResolver {
 }
 
 impl OutboundClient {
-    pub fn new(allowed: Vec<AllowedHost>) -> Result<Self, reqwest::Error> {
-        let policy = Arc::new(Policy { allowed });
+    pub fn new(allowed: Vec<AllowedHost>, internal: Vec<AllowedHost>) -> Result<Self, reqwest::Error> {
+        let policy = Arc::new(Policy { allowed, internal });
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -112,7 +120,7 @@ impl OutboundClient {
     ) -> Result<HttpResponse, GuestError> {
         let url = reqwest::Url::parse(&req.url).map_err(|e| GuestError::Invalid(format!("bad URL: {e}")))?;
         self.policy.check(&url)?;
-        // IP literals skip the resolver: only an exact entry can have matched them.
+        // IP literals skip the resolver: only an entry naming that IP can have matched.
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| GuestError::Invalid(format!("bad method {:?}", req.method)))?;
         let mut timeout = deadline.saturating_duration_since(Instant::now());
@@ -209,9 +217,14 @@ fn map_send_error(e: reqwest::Error) -> GuestError {
 mod tests {
     use super::*;
 
+    fn parse(entries: &[&str]) -> Vec<AllowedHost> {
+        entries.iter().map(|e| AllowedHost::parse(e).unwrap()).collect()
+    }
+
     fn policy(entries: &[&str]) -> Policy {
         Policy {
-            allowed: entries.iter().map(|e| AllowedHost::parse(e).unwrap()).collect(),
+            allowed: parse(entries),
+            internal: Vec::new(),
         }
     }
 
@@ -241,10 +254,41 @@ mod tests {
     }
 
     #[test]
-    fn internal_addresses_need_an_exact_entry() {
-        let p = policy(&["localhost:8080", "*.example.com"]);
-        assert!(p.named_exactly("localhost"));
-        assert!(!p.named_exactly("api.example.com"));
+    fn only_internal_hosts_entries_may_resolve_internally() {
+        let p = Policy {
+            allowed: parse(&["localhost:8080", "*.example.com", "127.0.0.1:9000"]),
+            internal: parse(&["billing.internal:8443"]),
+        };
+        assert!(!p.may_resolve_internally("localhost"));
+        assert!(!p.may_resolve_internally("api.example.com"));
+        assert!(p.may_resolve_internally("billing.internal"));
+        assert!(check(&p, "https://billing.internal:8443/charge").is_ok());
+        assert!(check(&p, "https://billing.internal/charge").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_listed_name_resolving_to_loopback_is_refused() {
+        let resolver = PolicyResolver {
+            policy: Arc::new(policy(&["localhost:8080"])),
+        };
+        let err = match resolver.resolve("localhost".parse().unwrap()).await {
+            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("internal_hosts"), "{err}");
+
+        let resolver = PolicyResolver {
+            policy: Arc::new(Policy {
+                allowed: Vec::new(),
+                internal: parse(&["localhost:8080"]),
+            }),
+        };
+        let addrs: Vec<SocketAddr> = resolver
+            .resolve("localhost".parse().unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
     }
 
     #[tokio::test]

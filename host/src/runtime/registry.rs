@@ -2,6 +2,7 @@
 //! against its world at start-up, plus the capabilities it was granted.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,6 +46,10 @@ pub struct Plugin {
     pub route_auth: RouteAuth,
     pub(super) pre: WorldPre,
     pub(super) slots: Arc<Semaphore>,
+    /// The plugin's place in the fair queues of the instance pool and the busy lanes.
+    pub(super) key: usize,
+    /// How many of its invocations are busy (CPU-bound) right now.
+    pub(super) busy: Arc<AtomicUsize>,
     pub(super) engine: Engine,
     /// Whether the engine counts fuel (it does when any plugin sets a budget).
     pub(super) fuel_metered: bool,
@@ -97,28 +102,46 @@ pub async fn load_all(
     engine: &Engine,
     cache: Arc<ComponentCache>,
     plugins: &[PluginConfig],
+    share: u32,
     storage: &Storage,
     metrics: &Metrics,
 ) -> Result<BTreeMap<String, Arc<Plugin>>, LoadError> {
     let fuel_metered = super::engine::fuel_metered(plugins);
     let mut linkers: BTreeMap<&'static str, Linker<PluginState>> = BTreeMap::new();
     let mut loaded = BTreeMap::new();
-    for cfg in plugins {
+    for (key, cfg) in plugins.iter().enumerate() {
         let linker = match linkers.entry(cfg.world.wit_name()) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(linker_for(engine, cfg.world).map_err(|e| LoadError::Engine(format!("{e:#}")))?)
             }
         };
-        let plugin = load_one(engine, fuel_metered, &cache, linker, cfg, storage, metrics).await?;
+        let placement = Placement {
+            key,
+            // A plugin without its own `max_concurrent` holds at most its share of the
+            // pool, so one flooded plugin cannot take every instance.
+            slots: cfg.limits.max_concurrent.unwrap_or(share),
+            fuel_metered,
+        };
+        let plugin = load_one(engine, placement, &cache, linker, cfg, storage, metrics).await?;
         loaded.insert(cfg.name.to_string(), Arc::new(plugin));
     }
     Ok(loaded)
 }
 
+/// How a plugin sits in the shared runtime.
+struct Placement {
+    /// Its place in the fair queues (instance pool, busy lanes).
+    key: usize,
+    /// Instances it may hold at once.
+    slots: u32,
+    /// Whether the engine counts fuel.
+    fuel_metered: bool,
+}
+
 async fn load_one(
     engine: &Engine,
-    fuel_metered: bool,
+    placement: Placement,
     cache: &Arc<ComponentCache>,
     linker: &Linker<PluginState>,
     cfg: &PluginConfig,
@@ -170,10 +193,12 @@ async fn load_one(
     };
     let outbound = if cfg.world.has_outbound() {
         Some(
-            OutboundClient::new(cfg.allowed_hosts.clone()).map_err(|e| LoadError::Capability {
-                plugin: name.clone(),
-                what: "field `allowed_hosts`",
-                detail: e.to_string(),
+            OutboundClient::new(cfg.allowed_hosts.clone(), cfg.internal_hosts.clone()).map_err(|e| {
+                LoadError::Capability {
+                    plugin: name.clone(),
+                    what: "field `allowed_hosts`",
+                    detail: e.to_string(),
+                }
             })?,
         )
     } else {
@@ -198,9 +223,11 @@ async fn load_one(
             outbound,
         }),
         pre,
-        slots: Arc::new(Semaphore::new(cfg.limits.max_concurrent as usize)),
+        slots: Arc::new(Semaphore::new(placement.slots as usize)),
+        key: placement.key,
+        busy: Arc::new(AtomicUsize::new(0)),
         engine: engine.clone(),
-        fuel_metered,
+        fuel_metered: placement.fuel_metered,
         metrics: metrics.plugin(cfg.name.as_str()),
     })
 }

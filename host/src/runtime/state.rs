@@ -9,6 +9,7 @@ use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::guest_log::GuestLog;
+use super::lanes::Lane;
 use super::limits::GuestLimiter;
 use super::registry::PluginCaps;
 use crate::domain::{RequestId, World};
@@ -29,10 +30,12 @@ pub struct CallState {
     pub outbound_calls: u32,
     /// Set when the plugin wrote to its kv store: the host flushes before answering.
     pub kv_dirty: bool,
+    /// Its standing on the busy lanes (given up while a host call waits).
+    pub lane: Arc<Lane>,
 }
 
 impl PluginState {
-    pub fn new(caps: Arc<PluginCaps>, request_id: RequestId, deadline: Instant) -> Self {
+    pub fn new(caps: Arc<PluginCaps>, request_id: RequestId, deadline: Instant, lane: Arc<Lane>) -> Self {
         let log = GuestLog::new(
             caps.name.clone(),
             request_id.clone(),
@@ -63,6 +66,7 @@ impl PluginState {
                 log,
                 outbound_calls: 0,
                 kv_dirty: false,
+                lane,
             },
         }
     }

@@ -324,6 +324,7 @@ pub fn all(options: Options) -> Vec<Scenario> {
         login(),
         search::scenario(options.products),
         checkout::scenario(),
+        noisy(),
     ]
 }
 
@@ -445,6 +446,54 @@ fn login() -> Scenario {
     }
 }
 
+/// Connections flooding the CPU-bound plugin: twice its default share of the pool
+/// (25 % of 256 instances), so its cap and its queue both matter.
+pub const SPIN_CONNECTIONS: usize = 128;
+/// Connections sending `GET /plugins/hello/`, alone and during the flood.
+pub const HELLO_CONNECTIONS: usize = 4;
+
+/// A noisy neighbour: `hello`'s p99 alone, and while another plugin is flooded with
+/// CPU-bound calls (10 million loop iterations each, ~15 ms of CPU alone), on the default `[runtime]`
+/// settings.
+fn noisy() -> Scenario {
+    let hello = vec![RequestSpec::get("/plugins/hello/")];
+    Scenario {
+        name: "noisy",
+        description: "GET /plugins/hello/ p99 alone and while another plugin (hostile, /spin?mega=10) \
+                      is flooded with CPU-bound calls",
+        plugins: vec![
+            HELLO,
+            PluginMount {
+                name: "noisy",
+                world: "http-plugin",
+                artifact: "hostile",
+            },
+        ],
+        pre_start: Vec::new(),
+        setup: Vec::new(),
+        probe: None,
+        phases: vec![
+            Phase::single(Measurement::new("hello-idle", hello.clone()).on_connections(HELLO_CONNECTIONS)),
+            Phase::concurrent(vec![
+                Measurement::new("hello-flood", hello).on_connections(HELLO_CONNECTIONS),
+                Measurement::new(
+                    "spin-flood",
+                    vec![RequestSpec::get("/plugins/noisy/spin?mega=10")],
+                )
+                .on_connections(SPIN_CONNECTIONS),
+            ]),
+        ],
+        ratios: vec![Ratio {
+            numerator: Figure::P99("hello-flood"),
+            denominator: Figure::P99("hello-idle"),
+            target: Some(Target::AtMost(5.0)),
+        }],
+        bounds: Vec::new(),
+        extra_config: "",
+        fake_gateway: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,13 +514,14 @@ mod tests {
         assert_eq!(names("login").ok(), Some(vec!["login"]));
         assert_eq!(names("search").ok(), Some(vec!["search"]));
         assert_eq!(names("checkout").ok(), Some(vec!["checkout"]));
+        assert_eq!(names("noisy").ok(), Some(vec!["noisy"]));
         assert_eq!(
             names("all").ok(),
-            Some(vec!["plugin", "login", "search", "checkout"])
+            Some(vec!["plugin", "login", "search", "checkout", "noisy"])
         );
         let err = names("nope").unwrap_err().to_string();
         assert!(
-            err.contains("known scenarios: plugin, login, search, checkout (or all)"),
+            err.contains("known scenarios: plugin, login, search, checkout, noisy (or all)"),
             "{err}"
         );
     }

@@ -58,6 +58,7 @@ impl Guest for Hostile {
                 println!("hostile stdout\r2026-01-01T00:00:00Z  INFO forged: \u{1b}[2Kcarriage return");
                 Ok(HttpResponse::text(200, "logged"))
             }
+            "/spin" => spin_for(&req),
             _ => Err(Error::NotFound(format!("no hostile behaviour at {}", req.path))),
         }
     }
@@ -68,6 +69,18 @@ fn spin_forever() -> ! {
     loop {
         n = black_box(n.wrapping_add(1));
     }
+}
+
+/// Burns CPU: `?mega=N` million loop iterations (default 50, some tens of milliseconds),
+/// then answers. A fixed amount of work, not of time, so a guest that is made to wait
+/// for the CPU still has all of it to do: a CPU-bound call that succeeds, for load tests.
+fn spin_for(req: &HttpRequest) -> Result<HttpResponse, Error> {
+    let mega: u64 = req.query_param("mega").and_then(|v| v.parse().ok()).unwrap_or(50);
+    let mut n: u64 = 0;
+    for _ in 0..mega.saturating_mul(1_000_000) {
+        n = black_box(n.wrapping_add(1));
+    }
+    Ok(HttpResponse::text(200, format!("spun {n}")))
 }
 
 fn allocate_forever() -> Result<HttpResponse, Error> {
