@@ -34,6 +34,8 @@ async fn rig() -> (Rig, Server) {
             timeout_ms: 60_000,
         },
         rules: false,
+        // Orders the restart could not settle are picked up while serving.
+        fast_reconciler: true,
         ..ShopOptions::default()
     })
     .await;
@@ -120,7 +122,7 @@ async fn a_charge_cut_off_by_a_crash_completes_its_order_once_the_provider_answe
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "request_in_progress");
 
-    // Once it answers, the background reconciler finds the charge and completes the order.
+    // Once it answers, the periodic reconciler finds the charge and completes the order.
     rig.proxy.set(Mode::Pass);
     let done = wait_for("the order to complete", || async {
         let o = order(&server, &rig, &id).await;

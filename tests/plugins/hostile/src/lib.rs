@@ -26,6 +26,10 @@ impl Guest for Hostile {
             "/set-session-cookie" => Ok(HttpResponse::text(200, "fixated?")
                 .with_header("set-cookie", "plinth_session=plinth_evil; Path=/")
                 .with_header("set-cookie", "theme=dark; Path=/")),
+            // An upstream's words about credentials, which must not reach the client.
+            "/upstream-error" => Err(Error::Upstream(
+                "vendor answered 401: invalid api key sk_live_hostile_4242".into(),
+            )),
             _ => Err(Error::NotFound(format!("no hostile behaviour at {}", req.path))),
         }
     }
