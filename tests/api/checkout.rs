@@ -15,16 +15,7 @@ async fn happy_path_with_discount_tax_and_shipping() {
     s.add_product("WIDGET-1", 2500, 10).await;
     let body = cart(&[("widget-1", 2)], "pm_card_visa", Some("summer10"));
 
-    let quote = s
-        .app
-        .client
-        .post(s.app.url("/checkout/quote"))
-        .bearer_auth(&s.shopper)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let quote = json(quote).await;
+    let quote = json(s.quote(&body).await).await;
     assert_eq!(quote["subtotal"], 5000);
     assert_eq!(quote["total"], 4826, "5000 - 10% + 7.25% tax: {quote}");
     let rates = quote["shipping_rates"].as_array().unwrap();

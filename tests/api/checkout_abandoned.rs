@@ -7,28 +7,10 @@ use serde_json::Value;
 
 use crate::helpers::{error_code, json};
 use crate::shop::hold_proxy::{HoldProxy, Mode};
-use crate::shop::{cart, localstripe, shop, Payments, Shop, ShopOptions};
+use crate::shop::{cart, localstripe, shop, wait_for, Payments, Shop, ShopOptions};
 
 const SKU: &str = "ABANDON-1";
 const STOCK: u64 = 5;
-
-async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A shop whose Stripe plugin reaches localstripe through `proxy`.
 async fn shop_behind(proxy: &HoldProxy, timeout_ms: u32) -> Shop {
@@ -48,17 +30,6 @@ async fn shop_behind(proxy: &HoldProxy, timeout_ms: u32) -> Shop {
 
 async fn order(s: &Shop, id: &str) -> Value {
     json(s.app.get_as(&s.shopper, &format!("/orders/{id}")).await).await["order"].clone()
-}
-
-async fn succeeded_charges(order_id: &str) -> Vec<String> {
-    localstripe()
-        .await
-        .intents_for(order_id)
-        .await
-        .into_iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .map(|pi| pi["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// The only order of the shopper, once there is one.
@@ -100,7 +71,7 @@ async fn abandoned_checkout_still_settles() {
     })
     .await;
     assert_eq!(done["status"], "fulfilled", "{done}");
-    let charges = succeeded_charges(&id).await;
+    let charges = localstripe().await.succeeded_for(&id).await;
     assert_eq!(charges.len(), 1, "exactly one PaymentIntent: {charges:?}");
     assert_eq!(done["payment"]["provider_id"], charges[0].as_str());
     assert_eq!(s.stock(SKU).await, STOCK - 1);
@@ -112,7 +83,7 @@ async fn abandoned_checkout_still_settles() {
     let retried = json(retry).await;
     assert_eq!(retried["order"]["id"], id.as_str());
     assert_eq!(retried["order"]["status"], "fulfilled");
-    assert_eq!(succeeded_charges(&id).await.len(), 1);
+    assert_eq!(localstripe().await.succeeded_for(&id).await.len(), 1);
     assert_eq!(s.stock(SKU).await, STOCK - 1);
     s.app.stop().await;
 }
@@ -129,7 +100,7 @@ async fn a_pending_order_nobody_drives_is_settled_while_serving() {
     let request = s.spawn_checkout("unknown".into(), &body);
     let id = the_order(&s).await["id"].as_str().unwrap().to_string();
     let charge = wait_for("the charge at localstripe", Duration::from_secs(20), || async {
-        succeeded_charges(&id).await.pop()
+        localstripe().await.succeeded_for(&id).await.pop()
     })
     .await;
     proxy.set(Mode::Refuse);
@@ -160,7 +131,11 @@ async fn a_pending_order_nobody_drives_is_settled_while_serving() {
     let retry = s.checkout("unknown", &body).await;
     assert_eq!(retry.status(), 201);
     assert_eq!(json(retry).await["order"]["id"], id.as_str());
-    assert_eq!(succeeded_charges(&id).await, vec![charge], "charged once");
+    assert_eq!(
+        localstripe().await.succeeded_for(&id).await,
+        vec![charge],
+        "charged once"
+    );
     assert_eq!(s.stock(SKU).await, STOCK - 1);
     // The server kept serving throughout.
     assert_eq!(s.app.get("/healthz").await.status(), 200);

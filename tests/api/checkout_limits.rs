@@ -71,15 +71,7 @@ async fn amounts_too_large_to_compute_are_refused_not_wrapped() {
     let answer = json(resp).await;
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["code"], "amount_too_large", "{answer}");
-    let quote = s
-        .app
-        .client
-        .post(s.app.url("/checkout/quote"))
-        .bearer_auth(&s.shopper)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let quote = s.quote(&body).await;
     assert_eq!(error_code(quote, 422).await["error"]["code"], "amount_too_large");
 
     // Nothing reserved, no order, no charge.

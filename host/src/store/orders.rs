@@ -271,6 +271,21 @@ fn count_units(
     Ok(())
 }
 
+/// Puts an order's units back in stock and takes them off the user's counters, inside a
+/// transaction.
+fn return_units(
+    stock: &sled::transaction::TransactionalTree,
+    purchases: &sled::transaction::TransactionalTree,
+    user_id: &str,
+    lines: &[(String, u64)],
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    for (sku, qty) in lines {
+        let have = stock_of(stock.get(sku.as_bytes())?);
+        stock.insert(sku.as_bytes(), &(have + qty).to_be_bytes())?;
+    }
+    count_units(purchases, user_id, lines, true)
+}
+
 fn units(order: &OrderRecord) -> Vec<(String, u64)> {
     order
         .lines
@@ -382,6 +397,28 @@ impl SledOrders {
             .collect()
     }
 
+    /// Every tree an order's reservation or discard changes, for one transaction.
+    #[allow(clippy::type_complexity)]
+    fn placement_trees(
+        &self,
+    ) -> (
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+    ) {
+        (
+            &self.stock,
+            &self.orders,
+            &self.user_orders,
+            &self.time_orders,
+            &self.purchases,
+            &self.unsettled,
+        )
+    }
+
     /// Takes the order's units out of stock and records it, atomically; nothing changes
     /// if any line is short.
     pub fn reserve(&self, order: &OrderRecord) -> Result<(), ReserveError> {
@@ -393,14 +430,7 @@ impl SledOrders {
         let index = user_key(&order.user_id, order.created_at, &order.id);
         let by_time = time_key(order.created_at, &order.id);
         let lines = units(order);
-        (
-            &self.stock,
-            &self.orders,
-            &self.user_orders,
-            &self.time_orders,
-            &self.purchases,
-            &self.unsettled,
-        )
+        self.placement_trees()
             .transaction(
                 |(stock, orders, user_orders, time_orders, purchases, unsettled)| {
                     if orders.get(order.id.as_bytes())?.is_some() {
@@ -456,11 +486,7 @@ impl SledOrders {
         )
             .transaction(|(stock, orders, by_payment, purchases, unsettled)| {
                 if give_back {
-                    for (sku, qty) in &lines {
-                        let have = stock_of(stock.get(sku.as_bytes())?);
-                        stock.insert(sku.as_bytes(), &(have + qty).to_be_bytes())?;
-                    }
-                    count_units(purchases, &user_id, &lines, true)?;
+                    return_units(stock, purchases, &user_id, &lines)?;
                 }
                 orders.insert(order.id.as_bytes(), record.as_slice())?;
                 if let Some(p) = &payment {
@@ -486,22 +512,11 @@ impl SledOrders {
         let index = user_key(&order.user_id, order.created_at, &order.id);
         let by_time = time_key(order.created_at, &order.id);
         let give_back = !order.stock_released;
-        (
-            &self.stock,
-            &self.orders,
-            &self.user_orders,
-            &self.time_orders,
-            &self.purchases,
-            &self.unsettled,
-        )
+        self.placement_trees()
             .transaction(
                 |(stock, orders, user_orders, time_orders, purchases, unsettled)| {
                     if orders.remove(order.id.as_bytes())?.is_some() && give_back {
-                        for (sku, qty) in &lines {
-                            let have = stock_of(stock.get(sku.as_bytes())?);
-                            stock.insert(sku.as_bytes(), &(have + qty).to_be_bytes())?;
-                        }
-                        count_units(purchases, &order.user_id, &lines, true)?;
+                        return_units(stock, purchases, &order.user_id, &lines)?;
                     }
                     user_orders.remove(index.as_slice())?;
                     time_orders.remove(by_time.as_slice())?;

@@ -220,6 +220,18 @@ impl Shop {
             .unwrap()
     }
 
+    /// `POST /checkout/quote` as the shopper.
+    pub async fn quote(&self, body: &Value) -> reqwest::Response {
+        self.app
+            .client
+            .post(self.app.url("/checkout/quote"))
+            .bearer_auth(&self.shopper)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn checkout(&self, key: &str, body: &Value) -> reqwest::Response {
         self.checkout_as(&self.shopper, key, body).await
     }
@@ -281,4 +293,23 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// Polls `probe` every 20 ms until it gives a value; fails the test after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: std::time::Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
