@@ -402,23 +402,29 @@ fn weather_parts(e: &WeatherError) -> (StatusCode, &'static str, String, Option<
                 InvokeErrorKind::Guest(GuestError::Invalid(m)) => {
                     (StatusCode::BAD_REQUEST, "invalid_location", m.clone(), plugin)
                 }
-                InvokeErrorKind::Guest(GuestError::Timeout(m)) => (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "weather_timeout",
-                    format!("the weather provider did not answer in time: {m}"),
-                    plugin,
-                ),
+                InvokeErrorKind::Guest(GuestError::Timeout(m)) => {
+                    let (status, code, message) = logged(
+                        inv.plugin.as_str(),
+                        m,
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "weather_timeout",
+                    );
+                    (status, code, message, plugin)
+                }
                 InvokeErrorKind::Guest(
                     GuestError::Upstream(m)
                     | GuestError::Unavailable(m)
                     | GuestError::Denied(m)
                     | GuestError::LimitExceeded(m),
-                ) => (
-                    StatusCode::BAD_GATEWAY,
-                    "weather_upstream",
-                    format!("the weather provider failed: {m}"),
-                    plugin,
-                ),
+                ) => {
+                    let (status, code, message) = logged(
+                        inv.plugin.as_str(),
+                        m,
+                        StatusCode::BAD_GATEWAY,
+                        "weather_upstream",
+                    );
+                    (status, code, message, plugin)
+                }
                 _ => plugin_parts(inv),
             }
         }
