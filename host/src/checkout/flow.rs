@@ -209,8 +209,9 @@ impl Checkout {
         Ok(Quote { priced, total, rates })
     }
 
-    /// Places the order `order_id` (see [`order_id_for`]).
-    pub async fn place(
+    /// Places the order `order_id` (see [`order_id_for`]). Only through
+    /// [`Checkout::place_once`], which marks the order as driven and owns its key.
+    pub(super) async fn place(
         &self,
         p: &Principal,
         req: CheckoutRequest,
