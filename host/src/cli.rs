@@ -38,6 +38,10 @@ enum Command {
         /// Data directory (overrides [server].data_dir).
         #[arg(long, env = "PLINTH_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// This is a demo: accept the secrets published with the demo configuration
+        /// (refused otherwise). Also `PLINTH_DEMO=1`.
+        #[arg(long, env = "PLINTH_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
+        demo: bool,
     },
     /// Plugin tools.
     Plugin {
@@ -108,7 +112,8 @@ pub fn run(cli: Cli) -> ExitCode {
             config,
             listen,
             data_dir,
-        } => serve(config, Overrides { listen, data_dir }),
+            demo,
+        } => serve(config, Overrides { listen, data_dir }, demo),
         Command::Plugin {
             command: PluginCommand::Check { file, world },
         } => check(file, world),
@@ -269,12 +274,17 @@ fn read_password() -> std::io::Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-fn serve(path: PathBuf, overrides: Overrides) -> ExitCode {
+fn serve(path: PathBuf, overrides: Overrides, demo: bool) -> ExitCode {
     crate::telemetry::init_tracing();
     let config = match Config::load(&path, &overrides) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    if demo {
+        tracing::warn!("demo mode: the secrets published with the demo configuration are accepted");
+    } else if let Err(e) = config.refuse_demo_secrets() {
+        return fail(&e);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(&e),

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use crate::auth::oidc::OAuth;
 use crate::auth::Auth;
 use crate::catalog::{Catalog, CatalogError};
-use crate::checkout::{reconcile_until_settled, Checkout};
+use crate::checkout::Checkout;
 use crate::config::{Config, ConnectionLimits};
 use crate::contacts::Contacts;
 use crate::http::{router, AppInner, AppState};
@@ -38,13 +38,13 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     addr: SocketAddr,
-    /// Interrupted orders the startup pass could not settle.
-    interrupted: Vec<String>,
     limits: ConnectionLimits,
 }
 
 /// How long startup waits for payment providers to settle interrupted orders.
 const RECONCILE_AT_STARTUP: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long shutdown waits for running checkouts (their clients may be gone) to end.
+const CHECKOUTS_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
@@ -81,20 +81,17 @@ impl Application {
                 .await
                 .map_err(|e| StoreError::Flush(format!("checkout recovery task failed: {e}")))??
         };
+        let checkout = Arc::new(checkout);
         // Orders a crash left pending are settled with the payment provider before the
-        // first request; what cannot be settled now is retried in the background.
-        let interrupted = {
-            let ids = checkout.interrupted_orders()?;
-            if ids.is_empty() {
-                ids
-            } else {
-                tracing::warn!(
-                    orders = ids.len(),
-                    "orders interrupted by the last shutdown: looking up their charges"
-                );
-                checkout.reconcile(ids, RECONCILE_AT_STARTUP).await
-            }
-        };
+        // first request; what cannot be settled now is left to the periodic reconciler.
+        let ids = checkout.interrupted_orders()?;
+        if !ids.is_empty() {
+            tracing::warn!(
+                orders = ids.len(),
+                "orders interrupted by the last shutdown: looking up their charges"
+            );
+            checkout.reconcile(ids, RECONCILE_AT_STARTUP).await;
+        }
         let listener =
             TcpListener::bind(config.server.listen)
                 .await
@@ -123,7 +120,6 @@ impl Application {
             listener,
             state,
             addr,
-            interrupted,
             limits: config.server.connections,
         })
     }
@@ -141,16 +137,17 @@ impl Application {
     ) -> std::io::Result<()> {
         let state = self.state.clone();
         let sweeper = tokio::spawn(sweep_expired(state.clone()));
-        let reconciler = (!self.interrupted.is_empty()).then(|| {
-            let (state, ids) = (state.clone(), self.interrupted);
-            tokio::spawn(async move { reconcile_until_settled(&state.checkout, ids).await })
-        });
+        // Orders nobody drives (left by a restart, or by a charge whose provider could
+        // not be asked) are settled with the provider while serving.
+        let reconciler = tokio::spawn(state.checkout.clone().reconcile_periodically());
         crate::server::serve(self.listener, router(self.state), self.limits, shutdown).await;
         sweeper.abort();
         let _ = sweeper.await;
-        if let Some(reconciler) = reconciler {
-            reconciler.abort();
-            let _ = reconciler.await;
+        reconciler.abort();
+        let _ = reconciler.await;
+        // Checkouts run in tasks of their own, which may outlive their connections.
+        if !state.checkout.wait_idle(CHECKOUTS_AT_SHUTDOWN).await {
+            tracing::warn!("checkouts still running at shutdown are left to the next start's recovery");
         }
         // Connection tasks finish dropping their copies of the state just after `serve`
         // returns; wait for them so the database (and its lock) is really closed.

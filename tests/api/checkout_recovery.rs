@@ -12,9 +12,11 @@ use serde_json::Value;
 
 use crate::shop::binary::{Server, ShopDir};
 use crate::shop::hold_proxy::{HoldProxy, Mode};
-use crate::shop::{localstripe, Payments, ShopOptions};
+use crate::shop::{localstripe, wait_for, Payments, ShopOptions};
 
 const SKU: &str = "RECOVER-1";
+/// How long a test waits for a state it expects.
+const WAIT: Duration = Duration::from_secs(45);
 const STOCK: u64 = 10;
 
 struct Rig {
@@ -34,6 +36,8 @@ async fn rig() -> (Rig, Server) {
             timeout_ms: 60_000,
         },
         rules: false,
+        // Orders the restart could not settle are picked up while serving.
+        fast_reconciler: true,
         ..ShopOptions::default()
     })
     .await;
@@ -52,7 +56,7 @@ async fn stalled_checkout(rig: &Rig, server: &Server, key: &str, status: &str) -
         // Cut off by the kill: no answer.
         let _ = api.checkout(&token, SKU, &key).await;
     });
-    let order = wait_for("the stalled order", || async {
+    let order = wait_for("the stalled order", WAIT, || async {
         server
             .api
             .all_orders(&rig.shopper)
@@ -64,39 +68,10 @@ async fn stalled_checkout(rig: &Rig, server: &Server, key: &str, status: &str) -
     order["id"].as_str().unwrap().to_string()
 }
 
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn order(server: &Server, rig: &Rig, id: &str) -> Value {
     let (status, body) = server.api.get(&rig.shopper, &format!("/orders/{id}")).await;
     assert_eq!(status, 200, "{body}");
     body["order"].clone()
-}
-
-async fn succeeded_charges(order_id: &str) -> Vec<String> {
-    localstripe()
-        .await
-        .intents_for(order_id)
-        .await
-        .into_iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .map(|pi| pi["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,8 +80,8 @@ async fn a_charge_cut_off_by_a_crash_completes_its_order_once_the_provider_answe
     rig.proxy.set(Mode::HoldResponses);
     let id = stalled_checkout(&rig, &server, "cut-off", "pending").await;
     // localstripe took the money; its answer is stuck in the proxy. Now the crash.
-    let charge = wait_for("the charge at localstripe", || async {
-        succeeded_charges(&id).await.pop()
+    let charge = wait_for("the charge at localstripe", WAIT, || async {
+        localstripe().await.succeeded_for(&id).await.pop()
     })
     .await;
     server.kill().await;
@@ -120,9 +95,9 @@ async fn a_charge_cut_off_by_a_crash_completes_its_order_once_the_provider_answe
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "request_in_progress");
 
-    // Once it answers, the background reconciler finds the charge and completes the order.
+    // Once it answers, the periodic reconciler finds the charge and completes the order.
     rig.proxy.set(Mode::Pass);
-    let done = wait_for("the order to complete", || async {
+    let done = wait_for("the order to complete", WAIT, || async {
         let o = order(&server, &rig, &id).await;
         // `paid` on the way, `fulfilled` once the label is bought.
         (o["status"] == "fulfilled" || o["status"] == "failed").then_some(o)
@@ -147,7 +122,7 @@ async fn a_charge_cut_off_by_a_crash_completes_its_order_once_the_provider_answe
     let (status, body) = server.api.checkout(&rig.shopper, SKU, "cut-off").await.unwrap();
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["order"]["id"], id.as_str());
-    assert_eq!(succeeded_charges(&id).await, vec![charge]);
+    assert_eq!(localstripe().await.succeeded_for(&id).await, vec![charge]);
     assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1);
     server.kill().await;
 }
@@ -166,7 +141,7 @@ async fn a_charge_that_never_reached_the_provider_fails_its_order_and_a_retry_ch
     assert_eq!(failed["status"], "failed", "{failed}");
     assert!(failed["payment"].is_null(), "{failed}");
     assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK, "stock restored");
-    assert!(succeeded_charges(&id).await.is_empty());
+    assert!(localstripe().await.succeeded_for(&id).await.is_empty());
 
     let (status, body) = server
         .api
@@ -176,7 +151,11 @@ async fn a_charge_that_never_reached_the_provider_fails_its_order_and_a_retry_ch
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["order"]["id"], id.as_str());
     assert_eq!(body["order"]["status"], "fulfilled");
-    assert_eq!(succeeded_charges(&id).await.len(), 1, "charged exactly once");
+    assert_eq!(
+        localstripe().await.succeeded_for(&id).await.len(),
+        1,
+        "charged exactly once"
+    );
     assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1);
     server.kill().await;
 }
@@ -203,7 +182,11 @@ async fn a_paid_order_cut_off_before_its_label_gets_it_after_a_restart() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["order"]["id"], id.as_str());
     assert_eq!(body["order"]["status"], "fulfilled");
-    assert_eq!(succeeded_charges(&id).await.len(), 1, "charged once");
+    assert_eq!(
+        localstripe().await.succeeded_for(&id).await.len(),
+        1,
+        "charged once"
+    );
     assert_eq!(server.api.stock(&rig.shopper, SKU).await, STOCK - 1);
     server.kill().await;
 }
@@ -227,13 +210,13 @@ async fn a_charge_whose_answer_times_out_is_found_and_refunded() {
     proxy.set(Mode::HoldResponses);
     let body = crate::shop::cart(&[(SKU, 1)], "pm_card_visa", None);
     let checkout = s.spawn_checkout("slow-answer".into(), &body);
-    let id = wait_for("the pending order", || async {
+    let id = wait_for("the pending order", WAIT, || async {
         let page = crate::helpers::json(s.app.get_as(&s.shopper, "/orders").await).await;
         page["orders"][0]["id"].as_str().map(str::to_string)
     })
     .await;
-    let charge = wait_for("the charge at localstripe", || async {
-        succeeded_charges(&id).await.pop()
+    let charge = wait_for("the charge at localstripe", WAIT, || async {
+        localstripe().await.succeeded_for(&id).await.pop()
     })
     .await;
     // The lookup after the timeout gets through.
@@ -256,7 +239,7 @@ async fn a_charge_whose_answer_times_out_is_found_and_refunded() {
     let retried = crate::helpers::json(resp).await;
     assert_eq!(status, 201, "{retried}");
     assert_eq!(retried["order"]["id"], id.as_str());
-    let charges = succeeded_charges(&id).await;
+    let charges = localstripe().await.succeeded_for(&id).await;
     assert_eq!(charges.len(), 2, "the refunded one and the new one");
     assert_eq!(
         retried["order"]["payment"]["provider_id"],

@@ -11,9 +11,9 @@ use crate::workspace::{display_command, run, Workspace};
 /// The demo's server configuration, relative to the workspace root.
 const DEMO_CONFIG: &str = "examples/plinth.toml";
 
-/// `cargo xtask demo [ARGS…]`: plugins, host, then `plinth serve --config
-/// examples/plinth.toml ARGS…` in the foreground. `PLINTH_DATA_DIR` defaults to
-/// `target/demo-data`.
+/// `cargo xtask demo [ARGS…]`: plugins, host, then `plinth serve --demo --config
+/// examples/plinth.toml ARGS…` in the foreground (`--demo`: the example's published
+/// fallback secrets are accepted). `PLINTH_DATA_DIR` defaults to `target/demo-data`.
 pub fn demo(ws: &Workspace, args: &[String]) -> Result<()> {
     let config = ws.root.join(DEMO_CONFIG);
     if !config.is_file() {
@@ -43,6 +43,7 @@ pub fn demo(ws: &Workspace, args: &[String]) -> Result<()> {
     let mut cmd = Command::new(&bin);
     cmd.current_dir(&ws.root)
         .arg("serve")
+        .arg("--demo")
         .arg("--config")
         .arg(DEMO_CONFIG)
         .args(args);

@@ -4,14 +4,16 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::pricing::{apply_rules, price_lines, Priced, RuleInput};
-use super::{Checkout, CheckoutError, CheckoutRequest};
+use super::pricing::{apply_rules, checked_sum, price_lines, Priced, RuleInput};
+use super::{Checkout, CheckoutError, CheckoutRequest, ProviderFailure};
 use crate::auth::{now_ms, Principal};
-use crate::domain::RequestId;
+use crate::domain::{Currency, Money, RequestId};
 use crate::runtime::bindings::http::plinth::plugin::types::Money as WitMoney;
 use crate::runtime::bindings::payment::exports::plinth::plugin::payment_gateway as pay;
 use crate::runtime::bindings::rules::exports::plinth::plugin::checkout_rules as rule;
 use crate::runtime::bindings::shipping::exports::plinth::plugin::shipping_provider as ship;
+use crate::runtime::bindings::GuestError;
+use crate::runtime::{InvokeError, InvokeErrorKind};
 use crate::store::{Address, OrderAdjustment, OrderRecord, OrderStatus, Payment, Shipment};
 
 /// A payment plugin's error value as people read it: `unavailable: connection refused`.
@@ -26,6 +28,30 @@ pub fn describe_payment_error(e: &pay::PaymentError) -> String {
     format!("{kind}: {message}")
 }
 
+/// A payment plugin's error as the customer may see it: the provider's refusal of the
+/// request (`invalid`: e.g. an unknown payment method) is theirs to read; anything else
+/// (an upstream outage, a refused secret key) is for the log.
+fn payment_failure(plugin: &str, e: &pay::PaymentError) -> ProviderFailure {
+    match e {
+        pay::PaymentError::Invalid(m) => {
+            ProviderFailure::shown(plugin, format!("the payment provider refused the request: {m}"))
+        }
+        other => ProviderFailure::hidden(plugin, describe_payment_error(other)),
+    }
+}
+
+/// A shipping plugin's failure: what it says about the address or the parcel
+/// (`invalid`, `not-found`) is for the customer, the rest for the log.
+fn shipping_failure(e: &InvokeError) -> ProviderFailure {
+    let plugin = e.plugin.as_str();
+    match &e.kind {
+        InvokeErrorKind::Guest(GuestError::Invalid(m) | GuestError::NotFound(m)) => {
+            ProviderFailure::shown(plugin, m.clone())
+        }
+        _ => ProviderFailure::hidden(plugin, e.to_string()),
+    }
+}
+
 enum Earlier {
     None,
     Finished(Box<OrderRecord>),
@@ -35,6 +61,8 @@ enum Earlier {
 /// A priced cart with shipping options: what `POST /checkout/quote` returns.
 pub struct Quote {
     pub priced: Priced,
+    /// Before shipping.
+    pub total: i64,
     pub rates: Vec<ship::Rate>,
 }
 
@@ -56,7 +84,7 @@ fn ship_address(a: &Address) -> ship::Address {
 /// or failed, or the provider was unreachable or answered with a server error); `None`
 /// when the outcome is known.
 fn unanswered(
-    outcome: &Result<Result<pay::ChargeReceipt, pay::PaymentError>, crate::runtime::InvokeError>,
+    outcome: &Result<Result<pay::ChargeReceipt, pay::PaymentError>, InvokeError>,
 ) -> Option<String> {
     match outcome {
         Err(e) => Some(e.to_string()),
@@ -116,7 +144,7 @@ impl Checkout {
             customer,
         };
         let adjustments = apply_rules(&self.runtime, &self.rules, input, rid).await?;
-        let subtotal = lines.iter().map(|l| l.total).sum();
+        let subtotal = checked_sum(lines.iter().map(|l| l.total))?;
         Ok(Priced {
             lines,
             adjustments,
@@ -157,9 +185,7 @@ impl Checkout {
             .shipping_rates(plugin, from, ship_address(address), vec![parcel], rid)
             .await
             .map_err(|e| match e.kind {
-                crate::runtime::InvokeErrorKind::Guest(g) => {
-                    CheckoutError::ShippingFailed(crate::runtime::describe_guest_error(&g))
-                }
+                InvokeErrorKind::Guest(_) => CheckoutError::ShippingFailed(shipping_failure(&e)),
                 _ => CheckoutError::Plugin(e),
             })?
             .value;
@@ -178,12 +204,14 @@ impl Checkout {
     ) -> Result<Quote, CheckoutError> {
         let address = req.shipping_address.clone().validate()?;
         let priced = self.price(p, &req, &address, rid).await?;
+        let total = priced.total()?;
         let rates = self.rates(&address, &priced, rid).await?;
-        Ok(Quote { priced, rates })
+        Ok(Quote { priced, total, rates })
     }
 
-    /// Places the order `order_id` (see [`order_id_for`]).
-    pub async fn place(
+    /// Places the order `order_id` (see [`order_id_for`]). Only through
+    /// [`Checkout::place_once`], which marks the order as driven and owns its key.
+    pub(super) async fn place(
         &self,
         p: &Principal,
         req: CheckoutRequest,
@@ -205,6 +233,10 @@ impl Checkout {
                 message: "required (the payment provider's reference)".into(),
             })?;
         let address = req.shipping_address.clone().validate()?;
+        // One customer's checkouts price and reserve one at a time: rules such as
+        // per-customer limits count the units of the customer's other orders, and the
+        // reservation below is what the next one counts.
+        let customer = self.customers.lock(&p.user.id).await;
         let mut priced = self.price(p, &req, &address, rid).await?;
         let rates = self.rates(&address, &priced, rid).await?;
         let rate =
@@ -218,7 +250,17 @@ impl Checkout {
                         .ok_or_else(|| CheckoutError::UnknownRate(id.clone()))?,
                 ),
                 (None, true) => Some(rates.iter().min_by_key(|r| r.amount.amount).cloned().ok_or_else(
-                    || CheckoutError::ShippingFailed("no shipping rate for this address".into()),
+                    || {
+                        let plugin = self
+                            .shipping
+                            .as_ref()
+                            .map(|s| s.name().as_str())
+                            .unwrap_or_default();
+                        CheckoutError::ShippingFailed(ProviderFailure::shown(
+                            plugin,
+                            "no shipping rate for this address",
+                        ))
+                    },
                 )?),
             };
         if let Some(r) = &rate {
@@ -234,7 +276,7 @@ impl Checkout {
                 line: None,
             });
         }
-        let total = priced.total();
+        let total = priced.total()?;
         if total < 0 {
             return Err(CheckoutError::RuleMisbehaved(
                 "the adjustments make the total negative".into(),
@@ -266,9 +308,11 @@ impl Checkout {
             stock_released: false,
             attempt,
             payment_method: Some(payment_method.clone()),
+            refunded: 0,
         };
         order.transition(OrderStatus::Pending, now, None);
         self.orders.reserve(&order)?;
+        drop(customer);
         // The reservation is on disk before any money moves.
         self.storage.flush().await?;
 
@@ -303,7 +347,9 @@ impl Checkout {
                 return Err(match outcome {
                     Ok(Ok(_)) => CheckoutError::RequiresAction,
                     Ok(Err(pay::PaymentError::Declined(m))) => CheckoutError::Declined(m),
-                    Ok(Err(other)) => CheckoutError::PaymentFailed(describe_payment_error(&other)),
+                    Ok(Err(other)) => {
+                        CheckoutError::PaymentFailed(payment_failure(payment_plugin.name().as_str(), &other))
+                    }
                     Err(e) => CheckoutError::Plugin(e),
                 });
             }
@@ -349,26 +395,38 @@ impl Checkout {
                 Ok(())
             }
             Err(e) => {
-                let why = format!("{e}");
+                let failure = shipping_failure(&e);
                 self.refund_and_close(order, OrderStatus::Failed, "shipping label failed", rid)
                     .await?;
-                Err(CheckoutError::ShippingFailed(why))
+                Err(CheckoutError::ShippingFailed(failure))
             }
         }
     }
 
     /// After a charge call that got no answer: asks the provider whether the charge was
     /// made. If it was, it is refunded and the order fails (visible, with its refund);
-    /// if not — or if the provider cannot say — the order is dropped and its stock goes
-    /// back, and a retry charges under the same provider key (a provider that did make
-    /// the charge replays it then). Returns the error for the client.
+    /// if the provider says it was not, the order is dropped and its stock goes back (a
+    /// retry charges under the same provider key). If the provider cannot say, the order
+    /// stays pending with its stock: the reconciler settles it once the provider
+    /// answers, and retries get 409 until then. Returns the error for the client.
     async fn settle_unanswered_charge(
         &self,
         order: &mut OrderRecord,
         why: String,
         rid: &RequestId,
     ) -> CheckoutError {
-        let error = CheckoutError::PaymentFailed(format!("no answer from the payment provider: {why}"));
+        let plugin = self
+            .payment
+            .as_ref()
+            .map(|p| p.name().as_str())
+            .unwrap_or_default();
+        let failure = |public: &str| {
+            CheckoutError::PaymentFailed(ProviderFailure {
+                plugin: plugin.to_string(),
+                detail: format!("no answer from the payment provider: {why}"),
+                public: Some(public.to_string()),
+            })
+        };
         match self.find_charge(order, rid).await {
             Ok(Some((provider, receipt))) if receipt.status == pay::ChargeStatus::Succeeded => {
                 tracing::warn!(order_id = %order.id, provider_id = %receipt.provider_id,
@@ -391,20 +449,30 @@ impl Checkout {
                     if let Err(e) = self.orders.save(order, false) {
                         return e.into();
                     }
+                    return failure(
+                        "the payment provider did not answer in time; the order is kept for review",
+                    );
                 }
-                error
+                failure("the payment provider did not answer in time; the charge was refunded")
             }
-            found => {
-                if let Err(e) = &found {
-                    tracing::warn!(order_id = %order.id, error = %e, "could not ask the provider about an unanswered charge");
-                }
+            Ok(Some((_, receipt))) if receipt.status == pay::ChargeStatus::Pending => {
+                tracing::warn!(order_id = %order.id, provider_id = %receipt.provider_id,
+                    "an unanswered charge is still processing at the provider: the reconciler settles it");
+                failure("the payment is still processing; the order will be settled with the provider")
+            }
+            Err(e) => {
+                tracing::warn!(order_id = %order.id, error = %e,
+                    "could not ask the provider about an unanswered charge: the reconciler settles it");
+                failure("no answer from the payment provider; the order will be settled with the provider")
+            }
+            Ok(_) => {
                 if let Err(e) = self.orders.discard(order) {
                     return e.into();
                 }
                 if let Err(e) = self.storage.flush().await {
                     return e.into();
                 }
-                error
+                failure("no answer from the payment provider; nothing was charged")
             }
         }
     }
@@ -444,6 +512,7 @@ impl Checkout {
     ) -> Result<(), CheckoutError> {
         let plugin = self.payment.clone().ok_or(CheckoutError::Disabled)?;
         if let Some(payment) = order.payment.clone() {
+            let name = plugin.name().as_str();
             let refunded = self
                 .runtime
                 .payment_refund(
@@ -458,11 +527,15 @@ impl Checkout {
                 .await?
                 .value
                 .map_err(|e| {
-                    CheckoutError::PaymentFailed(format!("refund failed: {}", describe_payment_error(&e)))
+                    CheckoutError::PaymentFailed(ProviderFailure::hidden(
+                        name,
+                        format!("refund failed: {}", describe_payment_error(&e)),
+                    ))
                 })?;
             if let Some(p) = order.payment.as_mut() {
                 p.refund_id = Some(refunded.provider_id);
             }
+            order.refunded = order.total;
         }
         order.transition(
             status,
@@ -502,38 +575,82 @@ impl Checkout {
             .value)
     }
 
-    /// Applies a verified provider event to its order, idempotently. Returns whether
+    /// Applies a verified event from the payment plugin `plugin` to its order,
+    /// idempotently: only orders paid through that plugin are touched. Returns whether
     /// anything changed.
-    pub async fn apply_event(&self, event: &pay::WebhookEvent) -> Result<bool, CheckoutError> {
-        let (provider_id, from, to, release) = match event {
-            pay::WebhookEvent::PaymentSucceeded(id) => {
-                (id, &[OrderStatus::Pending][..], OrderStatus::Paid, false)
-            }
-            pay::WebhookEvent::PaymentFailed(id) => {
-                (id, &[OrderStatus::Pending][..], OrderStatus::Failed, true)
-            }
-            pay::WebhookEvent::Refunded(id) => (
-                id,
-                &[OrderStatus::Paid, OrderStatus::Fulfilled][..],
-                OrderStatus::Refunded,
-                true,
-            ),
+    pub async fn apply_event(&self, plugin: &str, event: &pay::WebhookEvent) -> Result<bool, CheckoutError> {
+        let (provider_id, from, to) = match event {
+            pay::WebhookEvent::PaymentSucceeded(id) => (id, OrderStatus::Pending, OrderStatus::Paid),
+            pay::WebhookEvent::PaymentFailed(id) => (id, OrderStatus::Pending, OrderStatus::Failed),
+            pay::WebhookEvent::Refunded(refund) => return self.apply_refund(plugin, refund).await,
             pay::WebhookEvent::Ignored(_) => return Ok(false),
         };
-        let Some(mut order) = self.orders.by_payment(provider_id)? else {
+        let Some(mut order) = self.orders.by_payment(plugin, provider_id)? else {
             if matches!(event, pay::WebhookEvent::PaymentSucceeded(_)) {
                 // Money arrived for no recorded order: a charge whose order was cut off
                 // by a crash before it was recorded, and never retried. An operator must
                 // refund or match it.
-                tracing::warn!(provider_id = %provider_id, "payment succeeded for no known order; reconcile by hand");
+                tracing::warn!(plugin, provider_id = %provider_id, "payment succeeded for no known order; reconcile by hand");
             }
             return Ok(false);
         };
-        if !from.contains(&order.status) {
+        if order.status != from {
             return Ok(false);
         }
         order.transition(to, now_ms(), Some("payment provider event".into()));
-        self.orders.save(&mut order, release)?;
+        self.orders.save(&mut order, to == OrderStatus::Failed)?;
+        self.storage.flush().await?;
+        Ok(true)
+    }
+
+    /// A refund the provider reports. The event carries everything refunded so far, so
+    /// a replayed or reordered event changes nothing; a partial refund is recorded on
+    /// the order (amount and history) and only a full one refunds it and returns stock.
+    async fn apply_refund(&self, plugin: &str, refund: &pay::RefundEvent) -> Result<bool, CheckoutError> {
+        let Some(mut order) = self.orders.by_payment(plugin, &refund.provider_id)? else {
+            return Ok(false);
+        };
+        let so_far = refund.refunded_total.amount;
+        if !order.status.is_sold() || so_far <= order.refunded {
+            return Ok(false);
+        }
+        if !refund
+            .refunded_total
+            .currency
+            .eq_ignore_ascii_case(&order.currency)
+        {
+            tracing::warn!(plugin, order_id = %order.id, currency = %refund.refunded_total.currency,
+                "refund event in another currency than the order's; ignored");
+            return Ok(false);
+        }
+        let amount = |minor: i64| match Currency::parse(&order.currency) {
+            Ok(currency) => Money {
+                amount: minor,
+                currency,
+            }
+            .to_string(),
+            Err(_) => format!("{minor} {}", order.currency),
+        };
+        order.refunded = so_far;
+        let full = so_far >= order.total;
+        if full {
+            order.transition(
+                OrderStatus::Refunded,
+                now_ms(),
+                Some(format!(
+                    "refunded at the payment provider ({}); stock restored",
+                    amount(so_far)
+                )),
+            );
+        } else {
+            let note = format!(
+                "partially refunded at the payment provider: {} of {}",
+                amount(so_far),
+                amount(order.total)
+            );
+            order.transition(order.status, now_ms(), Some(note));
+        }
+        self.orders.save(&mut order, full)?;
         self.storage.flush().await?;
         Ok(true)
     }

@@ -3,6 +3,8 @@
 //! refunding it. Orders move through explicit states, each transition timestamped.
 
 mod flow;
+mod guards;
+mod idempotency;
 mod pricing;
 mod recovery;
 
@@ -11,8 +13,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 pub use flow::{describe_payment_error, order_id_for, Quote};
+pub use idempotency::{Answer, Placed};
 pub use pricing::{LineRequest, Priced};
-pub use recovery::{reconcile_until_settled, Settled};
+pub use recovery::Settled;
 
 use crate::auth::now_ms;
 use crate::catalog::Catalog;
@@ -42,9 +45,12 @@ pub enum CheckoutError {
     #[error("the payment needs an action from the customer (e.g. 3-D Secure)")]
     RequiresAction,
     #[error("the payment provider failed: {0}")]
-    PaymentFailed(String),
+    PaymentFailed(ProviderFailure),
     #[error("the shipping provider failed: {0}")]
-    ShippingFailed(String),
+    ShippingFailed(ProviderFailure),
+    /// Money arithmetic would overflow (prices × quantities, sums, adjustments).
+    #[error("the order's amounts are too large to compute")]
+    AmountTooLarge,
     #[error("{0} is not one of the offered shipping rates")]
     UnknownRate(String),
     #[error("an earlier attempt of this order is still being processed")]
@@ -59,6 +65,45 @@ pub enum CheckoutError {
     Plugin(#[from] InvokeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How a payment or shipping plugin failed. The customer sees `public` when the text is
+/// meant for them (the provider refused their payment method, the carrier does not know
+/// their address); otherwise a generic message naming the plugin and the request id,
+/// and `detail` (which may hold an upstream's words about keys or accounts) goes to the
+/// server log only.
+#[derive(Clone, Debug)]
+pub struct ProviderFailure {
+    pub plugin: String,
+    pub detail: String,
+    pub public: Option<String>,
+}
+
+impl ProviderFailure {
+    /// A failure whose text is for the log only.
+    pub fn hidden(plugin: &str, detail: impl Into<String>) -> Self {
+        Self {
+            plugin: plugin.to_string(),
+            detail: detail.into(),
+            public: None,
+        }
+    }
+
+    /// A failure the customer may read about.
+    pub fn shown(plugin: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            plugin: plugin.to_string(),
+            detail: message.clone(),
+            public: Some(message),
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "plugin {}: {}", self.plugin, self.detail)
+    }
 }
 
 impl From<ReserveError> for CheckoutError {
@@ -155,6 +200,10 @@ pub struct CheckoutRequest {
 }
 
 pub struct Checkout {
+    /// The orders tasks of this process are driving.
+    in_flight: guards::InFlight,
+    /// Pricing and reservation of one customer run one at a time.
+    customers: guards::CustomerLocks,
     runtime: Arc<Runtime>,
     catalog: Arc<Catalog>,
     orders: Arc<SledOrders>,
@@ -176,6 +225,8 @@ impl Checkout {
     ) -> Result<Self, StoreError> {
         let get = |name: &crate::domain::PluginName| runtime.plugin(name.as_str()).cloned();
         let checkout = Self {
+            in_flight: Default::default(),
+            customers: Default::default(),
             payment: config.payment.as_ref().and_then(get),
             shipping: config.shipping.as_ref().and_then(get),
             rules: config.rules.iter().filter_map(get).collect(),

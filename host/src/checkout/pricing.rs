@@ -33,9 +33,18 @@ pub struct Priced {
 }
 
 impl Priced {
-    pub fn total(&self) -> i64 {
-        self.subtotal + self.adjustments.iter().map(|a| a.amount).sum::<i64>()
+    /// Subtotal plus every adjustment; `AmountTooLarge` rather than a wrapped sum.
+    pub fn total(&self) -> Result<i64, CheckoutError> {
+        checked_sum(std::iter::once(self.subtotal).chain(self.adjustments.iter().map(|a| a.amount)))
     }
+}
+
+/// A sum of amounts of money that fails instead of wrapping (release builds wrap).
+pub fn checked_sum(amounts: impl IntoIterator<Item = i64>) -> Result<i64, CheckoutError> {
+    amounts
+        .into_iter()
+        .try_fold(0i64, i64::checked_add)
+        .ok_or(CheckoutError::AmountTooLarge)
 }
 
 fn invalid(field: &'static str, message: impl ToString) -> CheckoutError {
@@ -80,7 +89,11 @@ pub fn price_lines(
             Some(_) => {}
         }
         out.push(OrderLine {
-            total: product.price.amount * i64::from(quantity),
+            total: product
+                .price
+                .amount
+                .checked_mul(i64::from(quantity))
+                .ok_or(CheckoutError::AmountTooLarge)?,
             sku,
             name: product.name,
             quantity,
@@ -180,4 +193,45 @@ pub async fn apply_rules(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adjustment(amount: i64) -> OrderAdjustment {
+        OrderAdjustment {
+            kind: "fee".into(),
+            label: "x".into(),
+            amount,
+            source: "rule".into(),
+            line: None,
+        }
+    }
+
+    #[test]
+    fn totals_fail_instead_of_wrapping() {
+        let priced = |subtotal, adjustments: Vec<i64>| Priced {
+            lines: Vec::new(),
+            adjustments: adjustments.into_iter().map(adjustment).collect(),
+            currency: "USD".into(),
+            subtotal,
+        };
+        assert_eq!(priced(1000, vec![-100, 50]).total().unwrap(), 950);
+        assert!(matches!(
+            priced(i64::MAX, vec![1]).total(),
+            Err(CheckoutError::AmountTooLarge)
+        ));
+        assert!(matches!(
+            priced(0, vec![i64::MIN, -1]).total(),
+            Err(CheckoutError::AmountTooLarge)
+        ));
+        // A big negative adjustment that brings an overflowing run back is still refused:
+        // every partial sum must fit.
+        assert!(priced(i64::MAX, vec![i64::MAX, i64::MIN]).total().is_err());
+        assert!(matches!(
+            checked_sum([i64::MAX / 2 + 1, i64::MAX / 2 + 1]),
+            Err(CheckoutError::AmountTooLarge)
+        ));
+    }
 }

@@ -12,10 +12,19 @@
 //!   (a retry gets 409 `request_in_progress`) and is looked up again later.
 //!
 //! An order that was paid but whose label was not bought yet gets its label.
+//!
+//! The same settling runs while serving: every `[checkout] reconcile_every_secs` a pass
+//! takes the unsettled orders older than `reconcile_stale_secs` that no task of this
+//! process is driving (an order whose charge got no answer and whose provider could not
+//! be asked, an order a panicked checkout left) and settles them, oldest first, within
+//! [`PASS_BUDGET`]. So an order nobody drives is settled within about
+//! `reconcile_stale_secs + reconcile_every_secs + 2 × PASS_BUDGET` once the provider
+//! answers; while it cannot answer, the order stays pending with its stock.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Checkout, CheckoutError};
+use super::{Checkout, CheckoutError, ProviderFailure};
 use crate::auth::now_ms;
 use crate::domain::RequestId;
 use crate::runtime::bindings::http::plinth::plugin::types::Money as WitMoney;
@@ -25,6 +34,11 @@ use crate::store::{OrderRecord, OrderStatus, Payment, StoreError};
 /// A charge is looked for from this long before its order was created (clock skew
 /// between the host and the provider).
 const LOOKUP_SLACK_SECS: i64 = 600;
+
+/// How long one reconciling pass may take; orders left over wait for the next pass.
+const PASS_BUDGET: Duration = Duration::from_secs(60);
+/// Most orders one pass looks at (the oldest).
+const MAX_PER_PASS: usize = 1_000;
 
 /// How one interrupted order was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +69,47 @@ impl Checkout {
     /// The orders a previous run left unfinished: pending, or paid with a label still to
     /// buy. Only meaningful before serving: once checkouts run, theirs are unfinished too.
     pub fn interrupted_orders(&self) -> Result<Vec<String>, StoreError> {
-        let label_due = |o: &OrderRecord| {
-            o.status == OrderStatus::Paid && o.shipment.as_ref().is_some_and(|s| s.label_url.is_none())
-        };
-        Ok(self
+        self.orders.unsettled(i64::MAX, usize::MAX)
+    }
+
+    /// Runs a reconciling pass every `reconcile_every`, for as long as the server serves.
+    pub async fn reconcile_periodically(self: Arc<Self>) {
+        let mut every = tokio::time::interval(self.config.reconcile_every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            self.reconcile_pass().await;
+        }
+    }
+
+    /// One pass: settles the unsettled orders older than `reconcile_stale` that no task
+    /// of this process drives, oldest first, within [`PASS_BUDGET`]. Returns how many
+    /// are left for a later pass.
+    pub async fn reconcile_pass(&self) -> usize {
+        let stale = i64::try_from(self.config.reconcile_stale.as_millis()).unwrap_or(i64::MAX);
+        let ids = match self
             .orders
-            .matching(|o| o.status == OrderStatus::Pending || label_due(o))?
+            .unsettled(now_ms().saturating_sub(stale), MAX_PER_PASS)
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciler: cannot list unsettled orders");
+                return 0;
+            }
+        };
+        let ids: Vec<String> = ids
             .into_iter()
-            .map(|o| o.id)
-            .collect())
+            .filter(|id| !self.in_flight.contains(id))
+            .collect();
+        if ids.is_empty() {
+            return 0;
+        }
+        tracing::info!(
+            orders = ids.len(),
+            "reconciler: settling orders nobody is driving"
+        );
+        self.reconcile(ids, PASS_BUDGET).await.len()
     }
 
     /// Settles interrupted orders, one after the other, until `budget` runs out. Returns
@@ -123,7 +169,7 @@ impl Checkout {
                     OrderStatus::Failed,
                     now_ms(),
                     Some(
-                        "interrupted by a restart; the payment provider has no charge for it; stock restored"
+                        "not settled by its checkout (a restart, or no answer from the payment provider); the payment provider has no charge for it; stock restored"
                             .into(),
                     ),
                 );
@@ -160,9 +206,9 @@ impl Checkout {
         let answer = self.runtime.payment_find_charge(&plugin, lookup, rid).await?;
         match answer.value {
             Ok(found) => Ok(found.map(|receipt| (plugin.name().to_string(), receipt))),
-            Err(e) => Err(CheckoutError::PaymentFailed(format!(
-                "looking up the charge: {}",
-                super::describe_payment_error(&e)
+            Err(e) => Err(CheckoutError::PaymentFailed(ProviderFailure::hidden(
+                plugin.name().as_str(),
+                format!("looking up the charge: {}", super::describe_payment_error(&e)),
             ))),
         }
     }
@@ -183,7 +229,10 @@ impl Checkout {
         order.transition(
             OrderStatus::Paid,
             now_ms(),
-            Some("interrupted by a restart; the charge was found at the payment provider".into()),
+            Some(
+                "not settled by its checkout (a restart, or no answer from the payment provider); the charge was found at the payment provider"
+                    .into(),
+            ),
         );
         self.orders.save(order, false)?;
         self.storage.flush().await?;
@@ -202,16 +251,5 @@ impl Checkout {
             }
             other => other,
         }
-    }
-}
-
-/// Keeps settling the orders a startup pass left, with growing pauses (5 s doubling up
-/// to 5 min), until none is left.
-pub async fn reconcile_until_settled(checkout: &Checkout, mut ids: Vec<String>) {
-    let mut pause = Duration::from_secs(5);
-    while !ids.is_empty() {
-        tokio::time::sleep(pause).await;
-        ids = checkout.reconcile(ids, Duration::from_secs(60)).await;
-        pause = (pause * 2).min(Duration::from_secs(300));
     }
 }

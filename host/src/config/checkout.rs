@@ -40,6 +40,10 @@ pub struct CheckoutConfig {
     pub grams_per_item: u32,
     /// How long idempotency keys (and their responses) are kept.
     pub idempotency_ttl: Duration,
+    /// How often the reconciler looks for orders nobody is driving.
+    pub reconcile_every: Duration,
+    /// How old an unsettled order must be before the reconciler takes it.
+    pub reconcile_stale: Duration,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +55,8 @@ pub struct RawCheckout {
     pub origin: Option<ConfigAddress>,
     pub grams_per_item: u32,
     pub idempotency_ttl_hours: u64,
+    pub reconcile_every_secs: u64,
+    pub reconcile_stale_secs: u64,
 }
 
 impl Default for RawCheckout {
@@ -62,6 +68,8 @@ impl Default for RawCheckout {
             origin: None,
             grams_per_item: 500,
             idempotency_ttl_hours: 24,
+            reconcile_every_secs: 30,
+            reconcile_stale_secs: 60,
         }
     }
 }

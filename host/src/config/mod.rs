@@ -4,6 +4,7 @@
 mod auth;
 mod checkout;
 mod connections;
+mod demo;
 mod expand;
 mod limits;
 mod oauth;
@@ -622,6 +623,20 @@ fn resolve_checkout(
                 24 * 365,
             )? * 3600,
         ),
+        reconcile_every: std::time::Duration::from_secs(in_range(
+            "[checkout]",
+            "reconcile_every_secs",
+            raw.reconcile_every_secs,
+            1,
+            3600,
+        )?),
+        reconcile_stale: std::time::Duration::from_secs(in_range(
+            "[checkout]",
+            "reconcile_stale_secs",
+            raw.reconcile_stale_secs,
+            1,
+            86_400,
+        )?),
     })
 }
 

@@ -386,3 +386,23 @@ fn plugin_share_and_busy_lanes_are_validated() {
         "an explicit value wins"
     );
 }
+
+#[test]
+fn the_reconciler_settings_have_safe_defaults_and_are_checked() {
+    let (_d, base) = base();
+    let c = parse(GOOD, &base).unwrap();
+    assert_eq!(c.checkout.reconcile_every, std::time::Duration::from_secs(30));
+    assert_eq!(c.checkout.reconcile_stale, std::time::Duration::from_secs(60));
+    let with = |fields: &str| format!("{GOOD}\n[checkout]\n{fields}\n");
+    let c = parse(&with("reconcile_every_secs = 5\nreconcile_stale_secs = 2"), &base).unwrap();
+    assert_eq!(c.checkout.reconcile_every, std::time::Duration::from_secs(5));
+    assert_eq!(c.checkout.reconcile_stale, std::time::Duration::from_secs(2));
+    for (bad, field) in [
+        ("reconcile_every_secs = 0", "reconcile_every_secs"),
+        ("reconcile_every_secs = 3601", "reconcile_every_secs"),
+        ("reconcile_stale_secs = 0", "reconcile_stale_secs"),
+    ] {
+        let e = error_of(&with(bad));
+        assert!(e.contains("[checkout]") && e.contains(field), "{e}");
+    }
+}

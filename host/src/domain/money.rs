@@ -83,11 +83,33 @@ pub enum MoneyError {
     TooLarge,
 }
 
-/// Largest amount accepted for a price (about 10^13 major units).
+/// Largest amount accepted for a price (about 10^13 major units). Not a guarantee
+/// against overflow (prices × quantities and sums are checked where they are computed).
 const MAX_PRICE: i64 = 1_000_000_000_000_000;
 
+impl fmt::Display for Money {
+    /// `25.50 USD`, `1200 JPY`, `-0.05 EUR`: exact, from the minor units.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.currency.minor_digits();
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let minor = self.amount.unsigned_abs();
+        let unit = 10u64.pow(digits);
+        if digits == 0 {
+            write!(f, "{sign}{minor} {}", self.currency)
+        } else {
+            let (major, rest) = (minor / unit, minor % unit);
+            write!(
+                f,
+                "{sign}{major}.{rest:0width$} {}",
+                self.currency,
+                width = digits as usize
+            )
+        }
+    }
+}
+
 impl Money {
-    /// A price: non-negative, bounded so sums of many lines cannot overflow.
+    /// A price: non-negative and bounded.
     pub fn price(amount: i64, currency: Currency) -> Result<Self, MoneyError> {
         if amount < 0 {
             return Err(MoneyError::Negative);
@@ -112,6 +134,23 @@ mod tests {
         for bad in ["", "US", "USDD", "XYZ", "€"] {
             assert!(Currency::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn money_displays_exactly_in_major_units() {
+        let m = |amount, c: &str| {
+            Money {
+                amount,
+                currency: Currency::parse(c).unwrap(),
+            }
+            .to_string()
+        };
+        assert_eq!(m(2550, "USD"), "25.50 USD");
+        assert_eq!(m(5, "EUR"), "0.05 EUR");
+        assert_eq!(m(-5, "EUR"), "-0.05 EUR");
+        assert_eq!(m(1200, "JPY"), "1200 JPY");
+        assert_eq!(m(1, "KWD"), "0.001 KWD");
+        assert_eq!(m(i64::MIN, "USD"), "-92233720368547758.08 USD");
     }
 
     #[test]

@@ -1,6 +1,5 @@
-//! `POST /checkout` (exactly once per `Idempotency-Key`) and `POST /checkout/quote`.
-
-use std::time::Duration;
+//! `POST /checkout` (exactly once per `Idempotency-Key`, run to its end whatever the
+//! client does) and `POST /checkout/quote`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,17 +12,12 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::orders_view::{OrderBody, QuoteBody};
+use super::request_context::with_request_id;
 use super::session_auth::CurrentUser;
 use super::AppState;
-use crate::auth::now_ms;
-use crate::checkout::{order_id_for, CheckoutError, CheckoutRequest};
+use crate::checkout::{Answer, CheckoutError, CheckoutRequest, Placed};
 use crate::domain::RequestId;
-use crate::store::{Claim, StoredResponse};
-
-/// A claim with no response after this long belongs to a request that died.
-const ABANDONED_AFTER_MS: i64 = 60_000;
-/// How long a retry waits for the first request to finish before answering 409.
-const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
+use crate::store::{OrderRecord, StoredResponse};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -62,12 +56,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(raw.to_string())
 }
 
-/// Outcomes worth replaying: final for this request body. "An earlier attempt is still
-/// in progress" is not: a later retry gets the order once that attempt is settled.
-fn final_outcome(status: StatusCode, in_progress: bool) -> bool {
-    !in_progress && (status.is_success() || matches!(status.as_u16(), 400 | 402 | 409 | 422))
-}
-
 fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, stored.body).into_response();
@@ -77,11 +65,31 @@ fn replay(stored: StoredResponse) -> Response {
     resp
 }
 
+/// The first answer to a key: rendered (with this request's id) in the checkout's own
+/// task, and kept as stored for its retries.
+impl Answer for Response {
+    async fn render(outcome: Result<OrderRecord, CheckoutError>, rid: &RequestId) -> (Self, StoredResponse) {
+        let response = with_request_id(rid, || match outcome {
+            Ok(order) => (StatusCode::CREATED, Json(OrderBody { order: order.into() })).into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        });
+        let (parts, body) = response.into_parts();
+        // In-memory JSON bodies: collecting them cannot fail.
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let stored = StoredResponse {
+            status: parts.status.as_u16(),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        (Response::from_parts(parts, axum::body::Body::from(bytes)), stored)
+    }
+}
+
 /// Places an order: prices it, runs the rules, reserves stock, charges, records the
 /// order (on disk before the answer) and buys a shipping label. Requires an
 /// `Idempotency-Key`: a retry with the same key and body gets the first response
 /// (waiting while the first is in flight) and never a second charge; the same key with
-/// another body is 422 `idempotency_mismatch`.
+/// another body is 422 `idempotency_mismatch`. Once started, the checkout runs to its
+/// end even if the client goes away; a retry then gets its order.
 #[utoipa::path(post, path = "/checkout", tag = "checkout", security(("session" = [])),
     request_body = CheckoutRequest,
     params(("Idempotency-Key" = String, Header, description = "Unique per intended order; kept 24 h")),
@@ -114,54 +122,21 @@ pub async fn place(
         code: "invalid_request",
         message: e.to_string(),
     })?;
-    let scope = format!("{}/{}", p.user.id, key);
-    let order_id = order_id_for(&p.user.id, &key);
-    let orders = state.checkout.orders();
-    let started = std::time::Instant::now();
-    loop {
-        match orders.claim(&scope, &hash, &order_id, now_ms(), ABANDONED_AFTER_MS)? {
-            Claim::Fresh => break,
-            Claim::Done(stored) => return Ok(replay(stored)),
-            Claim::Mismatch => {
-                return Err(ApiError::Custom {
-                    status: StatusCode::UNPROCESSABLE_ENTITY,
-                    code: "idempotency_mismatch".into(),
-                    message: "this Idempotency-Key was used with a different request body".into(),
-                })
-            }
-            Claim::InFlight if started.elapsed() < WAIT_FOR_FIRST => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Claim::InFlight => {
-                return Err(ApiError::Conflict {
-                    code: "request_in_progress",
-                    message: "a request with this Idempotency-Key is still being processed; retry later"
-                        .into(),
-                })
-            }
-        }
+    let placed = state
+        .checkout
+        .place_once::<Response>(p, req, &key, &hash, rid)
+        .await?;
+    match placed {
+        Placed::Ran(response) => Ok(response),
+        Placed::Replay(stored) => Ok(replay(stored)),
+        Placed::Mismatch => Err(ApiError::Custom {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "idempotency_mismatch".into(),
+            message: "this Idempotency-Key was used with a different request body".into(),
+        }),
+        Placed::Busy => Err(ApiError::Conflict {
+            code: "request_in_progress",
+            message: "a request with this Idempotency-Key is still being processed; retry later".into(),
+        }),
     }
-    let outcome = state.checkout.place(&p, req, &order_id, &rid).await;
-    let in_progress = matches!(outcome, Err(CheckoutError::InProgress));
-    let response = match outcome {
-        Ok(order) => (StatusCode::CREATED, Json(OrderBody { order: order.into() })).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    };
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|e| ApiError::Internal(format!("buffering the response: {e}")))?;
-    if final_outcome(parts.status, in_progress) {
-        orders.complete(
-            &scope,
-            StoredResponse {
-                status: parts.status.as_u16(),
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            },
-        )?;
-    } else {
-        orders.release_claim(&scope)?;
-    }
-    state.storage.flush().await?;
-    Ok(Response::from_parts(parts, axum::body::Body::from(bytes)))
 }

@@ -257,25 +257,41 @@ fn plugin_parts(e: &InvokeError) -> (StatusCode, &'static str, String, Option<St
             GuestError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
             GuestError::Denied(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone()),
             GuestError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
-            GuestError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone()),
-            GuestError::Upstream(m) => (StatusCode::BAD_GATEWAY, "upstream_error", m.clone()),
-            GuestError::Timeout(m) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", m.clone()),
-            GuestError::LimitExceeded(m) => (
+            // What a plugin says about its upstream or itself may name keys, accounts or
+            // internal hosts: the client gets the plugin and the request id, the log the
+            // text.
+            GuestError::Unavailable(m) => logged(&plugin, m, StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            GuestError::Upstream(m) => logged(&plugin, m, StatusCode::BAD_GATEWAY, "upstream_error"),
+            GuestError::Timeout(m) => logged(&plugin, m, StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            GuestError::LimitExceeded(m) => logged(
+                &plugin,
+                m,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "plugin_limit_exceeded",
-                m.clone(),
             ),
-            GuestError::Internal(m) => {
-                tracing::error!(plugin = %plugin, detail = %m, "plugin reported an internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "plugin_error",
-                    format!("plugin {plugin} reported an internal error"),
-                )
-            }
+            GuestError::Internal(m) => logged(&plugin, m, StatusCode::INTERNAL_SERVER_ERROR, "plugin_error"),
         },
     };
     (status, code, message, Some(plugin))
+}
+
+/// A plugin's failure whose text is for the operator: logged (with the request id, from
+/// the span); the client reads which plugin failed and where to look.
+fn logged(
+    plugin: &str,
+    detail: &str,
+    status: StatusCode,
+    code: &'static str,
+) -> (StatusCode, &'static str, String) {
+    tracing::warn!(plugin = %plugin, code, detail = %detail, "plugin failed");
+    (status, code, generic_plugin_message(plugin))
+}
+
+fn generic_plugin_message(plugin: &str) -> String {
+    match current_request_id() {
+        Some(id) => format!("plugin {plugin} failed; the cause is in the server log under request id {id}"),
+        None => format!("plugin {plugin} failed; the cause is in the server log"),
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -390,23 +406,29 @@ fn weather_parts(e: &WeatherError) -> (StatusCode, &'static str, String, Option<
                 InvokeErrorKind::Guest(GuestError::Invalid(m)) => {
                     (StatusCode::BAD_REQUEST, "invalid_location", m.clone(), plugin)
                 }
-                InvokeErrorKind::Guest(GuestError::Timeout(m)) => (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "weather_timeout",
-                    format!("the weather provider did not answer in time: {m}"),
-                    plugin,
-                ),
+                InvokeErrorKind::Guest(GuestError::Timeout(m)) => {
+                    let (status, code, message) = logged(
+                        inv.plugin.as_str(),
+                        m,
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "weather_timeout",
+                    );
+                    (status, code, message, plugin)
+                }
                 InvokeErrorKind::Guest(
                     GuestError::Upstream(m)
                     | GuestError::Unavailable(m)
                     | GuestError::Denied(m)
                     | GuestError::LimitExceeded(m),
-                ) => (
-                    StatusCode::BAD_GATEWAY,
-                    "weather_upstream",
-                    format!("the weather provider failed: {m}"),
-                    plugin,
-                ),
+                ) => {
+                    let (status, code, message) = logged(
+                        inv.plugin.as_str(),
+                        m,
+                        StatusCode::BAD_GATEWAY,
+                        "weather_upstream",
+                    );
+                    (status, code, message, plugin)
+                }
                 _ => plugin_parts(inv),
             }
         }
@@ -457,8 +479,24 @@ fn checkout_parts(e: &CheckoutError) -> (StatusCode, String, String, Option<Stri
         CheckoutError::Declined(_) | CheckoutError::RequiresAction => {
             (StatusCode::PAYMENT_REQUIRED, "payment_declined")
         }
-        CheckoutError::PaymentFailed(_) => (StatusCode::BAD_GATEWAY, "payment_failed"),
-        CheckoutError::ShippingFailed(_) => (StatusCode::BAD_GATEWAY, "shipping_failed"),
+        CheckoutError::PaymentFailed(f) | CheckoutError::ShippingFailed(f) => {
+            let code = match e {
+                CheckoutError::PaymentFailed(_) => "payment_failed",
+                _ => "shipping_failed",
+            };
+            tracing::warn!(plugin = %f.plugin, code, detail = %f.detail, "checkout provider failed");
+            let message = f
+                .public
+                .clone()
+                .unwrap_or_else(|| generic_plugin_message(&f.plugin));
+            return (
+                StatusCode::BAD_GATEWAY,
+                code.into(),
+                message,
+                Some(f.plugin.clone()),
+            );
+        }
+        CheckoutError::AmountTooLarge => (StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large"),
         CheckoutError::InProgress => (StatusCode::CONFLICT, "request_in_progress"),
         CheckoutError::OrderNotFound => (StatusCode::NOT_FOUND, "order_not_found"),
         CheckoutError::NotRefundable(_) => (StatusCode::CONFLICT, "not_refundable"),

@@ -55,7 +55,7 @@ pub struct AppState(Arc<AppInner>);
 pub struct AppInner {
     pub auth: Auth,
     pub oauth: OAuth,
-    pub checkout: Checkout,
+    pub checkout: Arc<Checkout>,
     pub catalog: Arc<Catalog>,
     pub contacts: Contacts,
     pub runtime: Arc<Runtime>,

@@ -39,6 +39,8 @@ pub struct OrderView {
     subtotal: i64,
     /// Minor units: what was charged.
     total: i64,
+    /// Minor units refunded so far (partial refunds, or the whole total).
+    refunded: i64,
     shipping_address: Address,
     shipment: Option<Shipment>,
     payment: Option<Payment>,
@@ -67,6 +69,7 @@ impl From<OrderRecord> for OrderView {
             adjustments: o.adjustments,
             subtotal: o.subtotal,
             total: o.total,
+            refunded: o.refunded,
             shipping_address: o.shipping_address,
             shipment: o.shipment,
             payment: o.payment,
@@ -112,7 +115,7 @@ pub struct QuoteBody {
 
 impl From<Quote> for QuoteBody {
     fn from(q: Quote) -> Self {
-        let total = q.priced.total();
+        let total = q.total;
         Self {
             currency: q.priced.currency,
             subtotal: q.priced.subtotal,

@@ -22,6 +22,12 @@ pub fn current_request_id() -> Option<RequestId> {
     REQUEST_ID.try_with(|id| id.clone()).ok()
 }
 
+/// Runs `f` as part of request `id` (error bodies carry it): for work a request started
+/// in a task of its own.
+pub fn with_request_id<T>(id: &RequestId, f: impl FnOnce() -> T) -> T {
+    REQUEST_ID.sync_scope(id.clone(), f)
+}
+
 pub async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = req
         .headers()

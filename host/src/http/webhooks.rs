@@ -57,17 +57,21 @@ pub async fn receive(
         .await?
         .value
         .map_err(|e| {
+            tracing::warn!(plugin = %plugin.name(), reason = %crate::checkout::describe_payment_error(&e), "webhook refused");
+            // Why a signature does not check out is for the sender; anything else (a
+            // missing secret, a plugin fault) is for the log.
             let message = match e {
                 pay::PaymentError::Invalid(m) => m,
-                other => crate::checkout::describe_payment_error(&other),
+                _ => format!("plugin {} could not verify the webhook; the cause is in the server log", plugin.name()),
             };
-            tracing::warn!(plugin = %plugin.name(), reason = %message, "webhook refused");
             ApiError::BadRequest {
                 code: "invalid_webhook",
                 message,
             }
         })?;
-    let applied = state.checkout.apply_event(&event).await?;
+    // Only orders paid through this plugin: one provider's secret never settles
+    // another provider's orders.
+    let applied = state.checkout.apply_event(plugin.name().as_str(), &event).await?;
     tracing::info!(plugin = %plugin.name(), event = ?event, applied, "webhook");
     Ok(Json(WebhookBody {
         received: true,

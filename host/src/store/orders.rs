@@ -120,6 +120,10 @@ pub struct OrderRecord {
     /// `pm_…` or `pay_…`, never card data): after a crash, the charge is looked up by it.
     #[serde(default)]
     pub payment_method: Option<String>,
+    /// Minor units refunded so far: partial refunds the provider reported, or the whole
+    /// total once refunded. Only a full refund returns the stock.
+    #[serde(default)]
+    pub refunded: i64,
 }
 
 impl OrderRecord {
@@ -136,6 +140,15 @@ impl OrderRecord {
             0 => format!("plinth-{}", self.id),
             n => format!("plinth-{}-a{n}", self.id),
         }
+    }
+
+    /// Whether the order still needs the host to act on it: pending (its charge is not
+    /// settled), or paid with a shipping label still to buy. Such orders are indexed in
+    /// `orders-unsettled` for the reconciler.
+    pub fn is_unsettled(&self) -> bool {
+        self.status == OrderStatus::Pending
+            || (self.status == OrderStatus::Paid
+                && self.shipment.as_ref().is_some_and(|s| s.label_url.is_none()))
     }
 
     /// The idempotency key of this attempt's refund: one per charge, so a second
@@ -195,12 +208,25 @@ pub struct SledOrders {
     user_orders: sled::Tree,
     /// `{created_at:020}/{order_id}` → order id: every order, in time order (admin list).
     time_orders: sled::Tree,
+    /// `{plugin}/{provider_id}` → order id: the order a payment plugin's charge belongs
+    /// to (scoped by plugin, so one provider's webhook never finds another's order).
     by_payment: sled::Tree,
     idempotency: sled::Tree,
-    /// `{user_id}/{sku}` → units of that sku in the user's sold orders (for rules such as
-    /// per-customer limits), kept in step by `save`.
+    /// `{user_id}/{sku}` → units of that sku the user holds: in orders whose units are
+    /// out of stock (pending, paid, fulfilled). Changed in the same transactions as the
+    /// stock, so parallel checkouts count each other's reservations (per-customer limits).
     purchases: sled::Tree,
+    /// `{created_at:020}/{order_id}` → order id: orders that are
+    /// [unsettled](OrderRecord::is_unsettled), oldest first, for the reconciler.
+    unsettled: sled::Tree,
+    /// Which one-time rebuilds of derived trees were done (see `open`).
+    meta: sled::Tree,
 }
+
+/// `meta` keys: the purchase counters count reservations (not only sold orders), and the
+/// unsettled index exists.
+const META_PURCHASES: &[u8] = b"purchases-count-reserved";
+const META_UNSETTLED: &[u8] = b"unsettled-index";
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -218,6 +244,54 @@ fn stock_of(bytes: Option<sled::IVec>) -> u64 {
 
 fn purchase_key(user_id: &str, sku: &str) -> String {
     format!("{user_id}/{sku}")
+}
+
+fn payment_key(plugin: &str, provider_id: &str) -> String {
+    format!("{plugin}/{provider_id}")
+}
+
+/// Adds (or with `take`, takes back) an order's units to the user's counters, inside a
+/// transaction; counters never go below zero.
+fn count_units(
+    purchases: &sled::transaction::TransactionalTree,
+    user_id: &str,
+    lines: &[(String, u64)],
+    take: bool,
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    for (sku, qty) in lines {
+        let key = purchase_key(user_id, sku);
+        let had = stock_of(purchases.get(key.as_bytes())?);
+        let n = if take {
+            had.saturating_sub(*qty)
+        } else {
+            had.saturating_add(*qty)
+        };
+        purchases.insert(key.as_bytes(), &n.to_be_bytes())?;
+    }
+    Ok(())
+}
+
+/// Puts an order's units back in stock and takes them off the user's counters, inside a
+/// transaction.
+fn return_units(
+    stock: &sled::transaction::TransactionalTree,
+    purchases: &sled::transaction::TransactionalTree,
+    user_id: &str,
+    lines: &[(String, u64)],
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    for (sku, qty) in lines {
+        let have = stock_of(stock.get(sku.as_bytes())?);
+        stock.insert(sku.as_bytes(), &(have + qty).to_be_bytes())?;
+    }
+    count_units(purchases, user_id, lines, true)
+}
+
+fn units(order: &OrderRecord) -> Vec<(String, u64)> {
+    order
+        .lines
+        .iter()
+        .map(|l| (l.sku.clone(), u64::from(l.quantity)))
+        .collect()
 }
 
 fn user_key(user_id: &str, created_at: i64, order_id: &str) -> Vec<u8> {
@@ -249,9 +323,30 @@ impl SledOrders {
             by_payment: db.open_tree("orders-by-payment")?,
             idempotency: db.open_tree("idempotency")?,
             purchases: db.open_tree("user-purchases")?,
+            unsettled: db.open_tree("orders-unsettled")?,
+            meta: db.open_tree("orders-meta")?,
         })
         .and_then(|o| o.rebuild_purchases_if_missing().map(|()| o))
         .and_then(|o| o.rebuild_time_index_if_missing().map(|()| o))
+        .and_then(|o| o.rebuild_unsettled_if_missing().map(|()| o))
+    }
+
+    /// Builds the unsettled index once for a database from before it (then it is kept in
+    /// the same transactions as the orders).
+    fn rebuild_unsettled_if_missing(&self) -> Result<(), StoreError> {
+        if self.meta.contains_key(META_UNSETTLED)? {
+            return Ok(());
+        }
+        self.unsettled.clear()?;
+        for item in self.orders.iter() {
+            let o: OrderRecord = decode(&item?.1)?;
+            if o.is_unsettled() {
+                self.unsettled
+                    .insert(time_key(o.created_at, &o.id), o.id.as_bytes())?;
+            }
+        }
+        self.meta.insert(META_UNSETTLED, b"1")?;
+        Ok(())
     }
 
     /// Builds the time index of a database from before it existed. It is written in the
@@ -268,28 +363,31 @@ impl SledOrders {
         Ok(())
     }
 
-    /// Counts purchases from the orders when the counters are absent (a database from
-    /// before they existed).
+    /// Counts each user's units from the orders, once: for a database from before the
+    /// counters, or from when they counted sold orders only.
     fn rebuild_purchases_if_missing(&self) -> Result<(), StoreError> {
-        if !self.purchases.is_empty() || self.orders.is_empty() {
+        if self.meta.contains_key(META_PURCHASES)? {
             return Ok(());
         }
         let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
         for item in self.orders.iter() {
             let o: OrderRecord = decode(&item?.1)?;
-            if o.status.is_sold() {
+            if !o.stock_released {
                 for l in &o.lines {
                     *counts.entry(purchase_key(&o.user_id, &l.sku)).or_default() += u64::from(l.quantity);
                 }
             }
         }
+        self.purchases.clear()?;
         for (k, n) in counts {
             self.purchases.insert(k.as_bytes(), &n.to_be_bytes())?;
         }
+        self.meta.insert(META_PURCHASES, b"1")?;
         Ok(())
     }
 
-    /// Units of each of `skus` the user bought in orders that count as sold.
+    /// Units of each of `skus` the user bought or holds reserved (every order whose units
+    /// are out of stock).
     pub fn purchased(&self, user_id: &str, skus: &[&str]) -> Result<Vec<(String, u64)>, StoreError> {
         skus.iter()
             .map(|sku| {
@@ -297,6 +395,28 @@ impl SledOrders {
                 Ok((sku.to_string(), n))
             })
             .collect()
+    }
+
+    /// Every tree an order's reservation or discard changes, for one transaction.
+    #[allow(clippy::type_complexity)]
+    fn placement_trees(
+        &self,
+    ) -> (
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+    ) {
+        (
+            &self.stock,
+            &self.orders,
+            &self.user_orders,
+            &self.time_orders,
+            &self.purchases,
+            &self.unsettled,
+        )
     }
 
     /// Takes the order's units out of stock and records it, atomically; nothing changes
@@ -309,23 +429,30 @@ impl SledOrders {
         let record = encode(order)?;
         let index = user_key(&order.user_id, order.created_at, &order.id);
         let by_time = time_key(order.created_at, &order.id);
-        (&self.stock, &self.orders, &self.user_orders, &self.time_orders)
-            .transaction(|(stock, orders, user_orders, time_orders)| {
-                if orders.get(order.id.as_bytes())?.is_some() {
-                    return Err(Abortable::Abort(None));
-                }
-                for (sku, qty) in &wanted {
-                    let have = stock_of(stock.get(sku.as_bytes())?);
-                    if have < *qty {
-                        return Err(Abortable::Abort(Some((sku.to_string(), have))));
+        let lines = units(order);
+        self.placement_trees()
+            .transaction(
+                |(stock, orders, user_orders, time_orders, purchases, unsettled)| {
+                    if orders.get(order.id.as_bytes())?.is_some() {
+                        return Err(Abortable::Abort(None));
                     }
-                    stock.insert(sku.as_bytes(), &(have - qty).to_be_bytes())?;
-                }
-                orders.insert(order.id.as_bytes(), record.as_slice())?;
-                user_orders.insert(index.as_slice(), order.id.as_bytes())?;
-                time_orders.insert(by_time.as_slice(), order.id.as_bytes())?;
-                Ok(())
-            })
+                    for (sku, qty) in &wanted {
+                        let have = stock_of(stock.get(sku.as_bytes())?);
+                        if have < *qty {
+                            return Err(Abortable::Abort(Some((sku.to_string(), have))));
+                        }
+                        stock.insert(sku.as_bytes(), &(have - qty).to_be_bytes())?;
+                    }
+                    count_units(purchases, &order.user_id, &lines, false)?;
+                    orders.insert(order.id.as_bytes(), record.as_slice())?;
+                    user_orders.insert(index.as_slice(), order.id.as_bytes())?;
+                    time_orders.insert(by_time.as_slice(), order.id.as_bytes())?;
+                    if order.is_unsettled() {
+                        unsettled.insert(by_time.as_slice(), order.id.as_bytes())?;
+                    }
+                    Ok(())
+                },
+            )
             .map_err(|e| {
                 tx_error(e, |short| match short {
                     Some((sku, available)) => ReserveError::OutOfStock { sku, available },
@@ -334,52 +461,41 @@ impl SledOrders {
             })
     }
 
-    /// Saves an order, returning its units to stock first when `release` is set and
-    /// they were not returned yet.
+    /// Saves an order, returning its units to stock (and taking them off the user's
+    /// counters) first when `release` is set and they were not returned yet.
     pub fn save(&self, order: &mut OrderRecord, release: bool) -> Result<(), StoreError> {
         let give_back = release && !order.stock_released;
         if give_back {
             order.stock_released = true;
         }
         let record = encode(order)?;
-        let lines: Vec<(String, u64)> = order
-            .lines
-            .iter()
-            .map(|l| (l.sku.clone(), u64::from(l.quantity)))
-            .collect();
-        let payment = order.payment.as_ref().map(|p| p.provider_id.clone());
-        let sold_now = order.status.is_sold();
+        let lines = units(order);
+        let payment = order
+            .payment
+            .as_ref()
+            .map(|p| payment_key(&p.provider, &p.provider_id));
+        let by_time = time_key(order.created_at, &order.id);
+        let unsettled_now = order.is_unsettled();
         let user_id = order.user_id.clone();
-        (&self.stock, &self.orders, &self.by_payment, &self.purchases)
-            .transaction(|(stock, orders, by_payment, purchases)| {
+        (
+            &self.stock,
+            &self.orders,
+            &self.by_payment,
+            &self.purchases,
+            &self.unsettled,
+        )
+            .transaction(|(stock, orders, by_payment, purchases, unsettled)| {
                 if give_back {
-                    for (sku, qty) in &lines {
-                        let have = stock_of(stock.get(sku.as_bytes())?);
-                        stock.insert(sku.as_bytes(), &(have + qty).to_be_bytes())?;
-                    }
-                }
-                let sold_before = match orders.get(order.id.as_bytes())? {
-                    Some(bytes) => decode::<OrderRecord>(&bytes)
-                        .map_err(|_| Abortable::Abort(()))?
-                        .status
-                        .is_sold(),
-                    None => false,
-                };
-                if sold_before != sold_now {
-                    for (sku, qty) in &lines {
-                        let key = purchase_key(&user_id, sku);
-                        let had = stock_of(purchases.get(key.as_bytes())?);
-                        let n = if sold_now {
-                            had + qty
-                        } else {
-                            had.saturating_sub(*qty)
-                        };
-                        purchases.insert(key.as_bytes(), &n.to_be_bytes())?;
-                    }
+                    return_units(stock, purchases, &user_id, &lines)?;
                 }
                 orders.insert(order.id.as_bytes(), record.as_slice())?;
                 if let Some(p) = &payment {
                     by_payment.insert(p.as_bytes(), order.id.as_bytes())?;
+                }
+                if unsettled_now {
+                    unsettled.insert(by_time.as_slice(), order.id.as_bytes())?;
+                } else {
+                    unsettled.remove(by_time.as_slice())?;
                 }
                 Ok::<(), Abortable<()>>(())
             })
@@ -392,26 +508,22 @@ impl SledOrders {
     /// Deletes an order that never happened (its payment was declined), returning its
     /// units to stock.
     pub fn discard(&self, order: &OrderRecord) -> Result<(), StoreError> {
-        let lines: Vec<(String, u64)> = order
-            .lines
-            .iter()
-            .map(|l| (l.sku.clone(), u64::from(l.quantity)))
-            .collect();
+        let lines = units(order);
         let index = user_key(&order.user_id, order.created_at, &order.id);
         let by_time = time_key(order.created_at, &order.id);
         let give_back = !order.stock_released;
-        (&self.stock, &self.orders, &self.user_orders, &self.time_orders)
-            .transaction(|(stock, orders, user_orders, time_orders)| {
-                if orders.remove(order.id.as_bytes())?.is_some() && give_back {
-                    for (sku, qty) in &lines {
-                        let have = stock_of(stock.get(sku.as_bytes())?);
-                        stock.insert(sku.as_bytes(), &(have + qty).to_be_bytes())?;
+        self.placement_trees()
+            .transaction(
+                |(stock, orders, user_orders, time_orders, purchases, unsettled)| {
+                    if orders.remove(order.id.as_bytes())?.is_some() && give_back {
+                        return_units(stock, purchases, &order.user_id, &lines)?;
                     }
-                }
-                user_orders.remove(index.as_slice())?;
-                time_orders.remove(by_time.as_slice())?;
-                Ok::<(), Abortable<()>>(())
-            })
+                    user_orders.remove(index.as_slice())?;
+                    time_orders.remove(by_time.as_slice())?;
+                    unsettled.remove(by_time.as_slice())?;
+                    Ok::<(), Abortable<()>>(())
+                },
+            )
             .map_err(|e| match e {
                 TransactionError::Storage(s) => StoreError::Sled(s),
                 TransactionError::Abort(()) => StoreError::Corrupt("order discard aborted".into()),
@@ -422,11 +534,34 @@ impl SledOrders {
         self.orders.get(id.as_bytes())?.map(|v| decode(&v)).transpose()
     }
 
-    pub fn by_payment(&self, provider_id: &str) -> Result<Option<OrderRecord>, StoreError> {
-        match self.by_payment.get(provider_id.as_bytes())? {
-            Some(id) => self.get(&String::from_utf8_lossy(&id)),
-            None => Ok(None),
+    /// The order paid through `plugin` with the provider's `provider_id`, or `None` (also
+    /// when that id belongs to an order paid through another plugin).
+    pub fn by_payment(&self, plugin: &str, provider_id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        // Databases from before the index was scoped have bare provider ids as keys; the
+        // order's recorded payment decides either way.
+        let id = match self.by_payment.get(payment_key(plugin, provider_id).as_bytes())? {
+            Some(id) => Some(id),
+            None => self.by_payment.get(provider_id.as_bytes())?,
+        };
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        Ok(self.get(&String::from_utf8_lossy(&id))?.filter(|o| {
+            o.payment
+                .as_ref()
+                .is_some_and(|p| p.provider == plugin && p.provider_id == provider_id)
+        }))
+    }
+
+    /// Ids of the unsettled orders created at or before `created_before` (Unix ms),
+    /// oldest first, at most `limit`.
+    pub fn unsettled(&self, created_before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let end = format!("{:020}~", created_before.max(0)).into_bytes();
+        let mut out = Vec::new();
+        for item in self.unsettled.range(..end).take(limit) {
+            out.push(String::from_utf8_lossy(&item?.1).into_owned());
         }
+        Ok(out)
     }
 
     /// A page of a user's orders, newest first: at most `limit` orders older than the
@@ -491,18 +626,6 @@ impl SledOrders {
             }
         }
         Ok((out, None))
-    }
-
-    /// Every order `keep` accepts (a full scan: for start-up, not for requests).
-    pub fn matching(&self, keep: impl Fn(&OrderRecord) -> bool) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.orders.iter() {
-            let o: OrderRecord = decode(&item?.1)?;
-            if keep(&o) {
-                out.push(o);
-            }
-        }
-        Ok(out)
     }
 
     pub fn stock(&self, sku: &str) -> Result<u64, StoreError> {

@@ -148,7 +148,7 @@ fn pages_list_a_users_orders_newest_first() {
 }
 
 #[test]
-fn purchase_counters_follow_sold_orders() {
+fn purchase_counters_follow_the_units_out_of_stock() {
     let (db, orders) = open();
     set_stock(&db, "SKU", 10);
     set_stock(&db, "OTHER", 10);
@@ -157,8 +157,8 @@ fn purchase_counters_follow_sold_orders() {
     orders.reserve(&a).unwrap();
     assert_eq!(
         bought(&orders),
-        [("SKU".into(), 0), ("OTHER".into(), 0)],
-        "pending is not sold"
+        [("SKU".into(), 2), ("OTHER".into(), 0)],
+        "a reservation counts at once (parallel checkouts see it)"
     );
     a.transition(OrderStatus::Paid, 2, None);
     orders.save(&mut a, false).unwrap();
@@ -167,21 +167,115 @@ fn purchase_counters_follow_sold_orders() {
     assert_eq!(
         bought(&orders)[0],
         ("SKU".into(), 2),
-        "counted once across sold states"
+        "counted once across states"
     );
     assert_eq!(orders.purchased("someone-else", &["SKU"]).unwrap()[0].1, 0);
     a.transition(OrderStatus::Refunded, 4, None);
     orders.save(&mut a, true).unwrap();
-    assert_eq!(bought(&orders)[0], ("SKU".into(), 0), "a refund takes it back");
+    orders.save(&mut a, true).unwrap();
+    assert_eq!(
+        bought(&orders)[0],
+        ("SKU".into(), 0),
+        "a refund takes it back, once"
+    );
 
-    // A database from before the counters gets them rebuilt on open.
+    // A declined order is discarded: its units go back to stock and off the counter.
+    let c = order("c", "u", 7, "SKU", 3);
+    orders.reserve(&c).unwrap();
+    assert_eq!(bought(&orders)[0].1, 3);
+    orders.discard(&c).unwrap();
+    orders.discard(&c).unwrap();
+    assert_eq!(bought(&orders)[0].1, 0);
+    assert_eq!(orders.stock("SKU").unwrap(), 10);
+
+    // A database from before the counters (or from when they counted sold orders only)
+    // gets them rebuilt on open: pending and sold units, not released ones.
     let mut b = order("b", "u", 5, "OTHER", 3);
     orders.reserve(&b).unwrap();
     b.transition(OrderStatus::Paid, 6, None);
     orders.save(&mut b, false).unwrap();
+    orders.reserve(&order("d", "u", 8, "SKU", 1)).unwrap();
     db.open_tree("user-purchases").unwrap().clear().unwrap();
+    db.open_tree("orders-meta").unwrap().clear().unwrap();
     let reopened = SledOrders::open(&db).unwrap();
-    assert_eq!(bought(&reopened), [("SKU".into(), 0), ("OTHER".into(), 3)]);
+    assert_eq!(bought(&reopened), [("SKU".into(), 1), ("OTHER".into(), 3)]);
+}
+
+#[test]
+fn payments_are_found_only_through_the_plugin_that_took_them() {
+    let (db, orders) = open();
+    set_stock(&db, "SKU", 10);
+    let mut a = order("a", "u", 1, "SKU", 1);
+    orders.reserve(&a).unwrap();
+    a.payment = Some(Payment {
+        provider: "stripe".into(),
+        provider_id: "pi_1".into(),
+        refund_id: None,
+    });
+    a.transition(OrderStatus::Paid, 2, None);
+    orders.save(&mut a, false).unwrap();
+    assert_eq!(orders.by_payment("stripe", "pi_1").unwrap().unwrap().id, "a");
+    assert!(orders.by_payment("razorpay", "pi_1").unwrap().is_none());
+    assert!(orders.by_payment("stripe", "pi_2").unwrap().is_none());
+
+    // An index entry from before the scoping (a bare provider id) still finds the order,
+    // for its own plugin only.
+    let tree = db.open_tree("orders-by-payment").unwrap();
+    tree.clear().unwrap();
+    tree.insert("pi_1", "a").unwrap();
+    assert_eq!(orders.by_payment("stripe", "pi_1").unwrap().unwrap().id, "a");
+    assert!(orders.by_payment("razorpay", "pi_1").unwrap().is_none());
+}
+
+#[test]
+fn unsettled_orders_are_indexed_oldest_first_until_settled() {
+    let (db, orders) = open();
+    set_stock(&db, "SKU", 10);
+    for (id, at) in [("late", 30), ("early", 10), ("mid", 20)] {
+        orders.reserve(&order(id, "u", at, "SKU", 1)).unwrap();
+    }
+    assert_eq!(orders.unsettled(i64::MAX, 10).unwrap(), ["early", "mid", "late"]);
+    assert_eq!(
+        orders.unsettled(20, 10).unwrap(),
+        ["early", "mid"],
+        "created at or before"
+    );
+    assert_eq!(orders.unsettled(i64::MAX, 1).unwrap(), ["early"]);
+
+    let mut mid = orders.get("mid").unwrap().unwrap();
+    mid.transition(OrderStatus::Failed, 40, None);
+    orders.save(&mut mid, true).unwrap();
+    orders.discard(&orders.get("late").unwrap().unwrap()).unwrap();
+    assert_eq!(orders.unsettled(i64::MAX, 10).unwrap(), ["early"]);
+
+    // Paid with a label still to buy stays unsettled; with its label it is settled.
+    let mut early = orders.get("early").unwrap().unwrap();
+    early.shipment = Some(Shipment {
+        rate_id: "r".into(),
+        carrier: "USPS".into(),
+        service: "Priority".into(),
+        amount: 550,
+        shipment_id: None,
+        tracking_number: None,
+        label_url: None,
+    });
+    early.transition(OrderStatus::Paid, 50, None);
+    orders.save(&mut early, false).unwrap();
+    assert_eq!(orders.unsettled(i64::MAX, 10).unwrap(), ["early"]);
+    early.shipment.as_mut().unwrap().label_url = Some("https://labels.example.com/1.pdf".into());
+    early.transition(OrderStatus::Fulfilled, 60, None);
+    orders.save(&mut early, false).unwrap();
+    assert!(orders.unsettled(i64::MAX, 10).unwrap().is_empty());
+
+    // A database from before the index: built once on open.
+    orders.reserve(&order("new", "u", 70, "SKU", 1)).unwrap();
+    db.open_tree("orders-unsettled").unwrap().clear().unwrap();
+    db.open_tree("orders-meta")
+        .unwrap()
+        .remove("unsettled-index")
+        .unwrap();
+    let reopened = SledOrders::open(&db).unwrap();
+    assert_eq!(reopened.unsettled(i64::MAX, 10).unwrap(), ["new"]);
 }
 
 #[test]

@@ -11,7 +11,8 @@
 //!   the amount is the charge, anything else took no money.
 //! - `refund`: `POST /v1/payments/{id}/refund` with `X-Refund-Idempotency`.
 //! - `parse-webhook`: checks `X-Razorpay-Signature`, then maps `payment.captured`,
-//!   `payment.failed` and `refund.processed`.
+//!   `payment.failed` and `refund.processed` (with the payment's running refunded total,
+//!   so partial refunds stay partial).
 //!
 //! Config: `base_url` (default `https://api.razorpay.com`; its host must be on
 //! `allowed_hosts`), `key_id` and `key_secret` (required; HTTP Basic auth, never logged),

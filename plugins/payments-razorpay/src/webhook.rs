@@ -4,7 +4,7 @@
 //! the `x-razorpay-event-id` header identifies an event across redeliveries.
 
 use hmac::{Hmac, Mac};
-use plinth_sdk::payment::{PaymentError, WebhookEvent};
+use plinth_sdk::payment::{Money, PaymentError, RefundEvent, WebhookEvent};
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -47,7 +47,24 @@ pub fn decode(body: &[u8]) -> Result<WebhookEvent, PaymentError> {
     Ok(match kind {
         "payment.captured" => WebhookEvent::PaymentSucceeded(entity_field("payment", "id")?),
         "payment.failed" => WebhookEvent::PaymentFailed(entity_field("payment", "id")?),
-        "refund.processed" => WebhookEvent::Refunded(entity_field("refund", "payment_id")?),
+        // One event per refund, full or partial; the payment entity that comes with it
+        // carries the running total (`amount_refunded`, in the payment's currency).
+        "refund.processed" => {
+            let total = event
+                .pointer("/payload/payment/entity/amount_refunded")
+                .and_then(Value::as_i64)
+                .filter(|a| *a >= 0)
+                .ok_or_else(|| {
+                    invalid("refund.processed event without payload.payment.entity.amount_refunded")
+                })?;
+            WebhookEvent::Refunded(RefundEvent {
+                provider_id: entity_field("refund", "payment_id")?,
+                refunded_total: Money {
+                    amount: total,
+                    currency: entity_field("payment", "currency")?.to_ascii_uppercase(),
+                },
+            })
+        }
         other => WebhookEvent::Ignored(other.to_string()),
     })
 }
@@ -107,11 +124,17 @@ mod tests {
             matches!(decode(failed.as_bytes()).unwrap(), WebhookEvent::PaymentFailed(id) if id == "pay_DESlfW9H8K9uqM")
         );
         let refund = r#"{"entity":"event","event":"refund.processed","contains":["refund","payment"],
-            "payload":{"refund":{"entity":{"id":"rfnd_1","entity":"refund","amount":100,"currency":"INR",
-            "payment_id":"pay_DESlfW9H8K9uqM","status":"processed"}},"payment":{"entity":{"id":"pay_DESlfW9H8K9uqM"}}}}"#;
-        assert!(
-            matches!(decode(refund.as_bytes()).unwrap(), WebhookEvent::Refunded(id) if id == "pay_DESlfW9H8K9uqM")
-        );
+            "payload":{"refund":{"entity":{"id":"rfnd_2","entity":"refund","amount":100,"currency":"INR",
+            "payment_id":"pay_DESlfW9H8K9uqM","status":"processed"}},"payment":{"entity":{"id":"pay_DESlfW9H8K9uqM",
+            "amount":1000,"currency":"INR","amount_refunded":300,"refund_status":"partial"}}}}"#;
+        assert!(matches!(decode(refund.as_bytes()).unwrap(),
+            WebhookEvent::Refunded(r) if r.provider_id == "pay_DESlfW9H8K9uqM" && r.refunded_total.amount == 300
+                && r.refunded_total.currency == "INR"));
+        let no_total = refund.replace(r#","amount_refunded":300"#, "");
+        assert!(matches!(
+            decode(no_total.as_bytes()),
+            Err(PaymentError::Invalid(_))
+        ));
         let order = r#"{"event":"order.paid","payload":{}}"#;
         assert!(matches!(decode(order.as_bytes()).unwrap(), WebhookEvent::Ignored(t) if t == "order.paid"));
         let broken = r#"{"event":"payment.captured","payload":{}}"#;

@@ -7,7 +7,8 @@
 //! - `find-charge`: walks `GET /v1/payment_intents` for the one whose
 //!   `metadata[charge_key]` is the lookup's idempotency key (see `lookup`).
 //! - `parse-webhook`: checks `Stripe-Signature` (HMAC-SHA256, 5 minutes' tolerance), then
-//!   maps `payment_intent.succeeded`, `payment_intent.payment_failed` and `charge.refunded`.
+//!   maps `payment_intent.succeeded`, `payment_intent.payment_failed` and `charge.refunded`
+//!   (with the charge's running `amount_refunded`, so partial refunds stay partial).
 //!
 //! Config:
 //! - `base_url` (default `https://api.stripe.com`; its host must be on `allowed_hosts`);

@@ -3,7 +3,7 @@
 //! be HMAC-SHA256(webhook secret, "{t}.{raw body}"); more than one during a secret roll.
 
 use hmac::{Hmac, Mac};
-use plinth_sdk::payment::{PaymentError, WebhookEvent};
+use plinth_sdk::payment::{Money, PaymentError, RefundEvent, WebhookEvent};
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -96,9 +96,29 @@ pub fn decode(body: &[u8]) -> Result<WebhookEvent, PaymentError> {
         "payment_intent.payment_failed" => WebhookEvent::PaymentFailed(
             field("id").ok_or_else(|| invalid("payment_intent event without an id"))?,
         ),
-        // A charge made without a PaymentIntent is none of ours.
+        // A charge made without a PaymentIntent is none of ours. Stripe sends one
+        // `charge.refunded` per refund, full or partial; `amount_refunded` is the
+        // charge's running total.
         "charge.refunded" => match field("payment_intent") {
-            Some(pi) => WebhookEvent::Refunded(pi),
+            Some(pi) => {
+                let amount_refunded = event
+                    .data
+                    .object
+                    .get("amount_refunded")
+                    .and_then(serde_json::Value::as_i64)
+                    .filter(|a| *a >= 0)
+                    .ok_or_else(|| invalid("charge.refunded event without a valid amount_refunded"))?;
+                let currency = field("currency")
+                    .filter(|c| c.len() == 3)
+                    .ok_or_else(|| invalid("charge.refunded event without a currency"))?;
+                WebhookEvent::Refunded(RefundEvent {
+                    provider_id: pi,
+                    refunded_total: Money {
+                        amount: amount_refunded,
+                        currency: currency.to_ascii_uppercase(),
+                    },
+                })
+            }
             None => WebhookEvent::Ignored(event.kind),
         },
         _ => WebhookEvent::Ignored(event.kind),
@@ -197,8 +217,29 @@ mod tests {
     fn decodes_event_types() {
         let event =
             |kind: &str, object: &str| format!(r#"{{"type": "{kind}", "data": {{"object": {object}}}}}"#);
-        let refunded = event("charge.refunded", r#"{"id": "ch_1", "payment_intent": "pi_9"}"#);
-        assert!(matches!(decode(refunded.as_bytes()).unwrap(), WebhookEvent::Refunded(pi) if pi == "pi_9"));
+        let refunded = event(
+            "charge.refunded",
+            r#"{"id": "ch_1", "payment_intent": "pi_9", "amount": 2500, "amount_refunded": 700, "currency": "usd"}"#,
+        );
+        assert!(matches!(decode(refunded.as_bytes()).unwrap(),
+            WebhookEvent::Refunded(r) if r.provider_id == "pi_9" && r.refunded_total.amount == 700
+                && r.refunded_total.currency == "USD"));
+        let no_amount = event(
+            "charge.refunded",
+            r#"{"id": "ch_1", "payment_intent": "pi_9", "currency": "usd"}"#,
+        );
+        assert!(matches!(
+            decode(no_amount.as_bytes()),
+            Err(PaymentError::Invalid(_))
+        ));
+        let negative = event(
+            "charge.refunded",
+            r#"{"payment_intent": "pi_9", "amount_refunded": -1, "currency": "usd"}"#,
+        );
+        assert!(matches!(
+            decode(negative.as_bytes()),
+            Err(PaymentError::Invalid(_))
+        ));
         let legacy = event("charge.refunded", r#"{"id": "ch_1", "payment_intent": null}"#);
         assert!(
             matches!(decode(legacy.as_bytes()).unwrap(), WebhookEvent::Ignored(t) if t == "charge.refunded")

@@ -39,14 +39,21 @@ fn codes() -> Result<BTreeMap<String, Code>, Rejection> {
     Ok(parsed.into_iter().map(|(k, v)| (k.to_uppercase(), v)).collect())
 }
 
-/// Order value so far: lines plus earlier adjustments.
-fn order_value(cart: &Cart, prior: &[Adjustment]) -> i64 {
-    let lines: i64 = cart
+/// Order value so far: lines plus earlier adjustments, computed wide so that no price ×
+/// quantity or sum can wrap; a value beyond `i64` is refused.
+fn order_value(cart: &Cart, prior: &[Adjustment]) -> Result<i64, Rejection> {
+    let lines: i128 = cart
         .lines
         .iter()
-        .map(|l| l.unit_price.amount * i64::from(l.quantity))
+        .map(|l| i128::from(l.unit_price.amount) * i128::from(l.quantity))
         .sum();
-    lines + prior.iter().map(|a| a.amount.amount).sum::<i64>()
+    let value = lines + prior.iter().map(|a| i128::from(a.amount.amount)).sum::<i128>();
+    i64::try_from(value).map_err(|_| {
+        reject(
+            "amount_too_large",
+            "the order's amounts are too large to compute".into(),
+        )
+    })
 }
 
 struct Discounts;
@@ -72,7 +79,7 @@ impl Guest for Discounts {
         if rule.expires_at.is_some_and(|t| cart.now >= t) {
             return Err(reject("discount_code_expired", format!("{name} has expired")));
         }
-        let value = order_value(&cart, &prior);
+        let value = order_value(&cart, &prior)?;
         if value < rule.min_order {
             return Err(reject(
                 "discount_minimum_not_met",
@@ -83,7 +90,11 @@ impl Guest for Discounts {
             ));
         }
         let (off, label) = match (rule.percent, rule.fixed) {
-            (Some(p), None) if p <= 100 => (value * i64::from(p) / 100, format!("{name} (-{p}%)")),
+            // |value × p / 100| ≤ |value|: fits once computed wide.
+            (Some(p), None) if p <= 100 => (
+                (i128::from(value) * i128::from(p) / 100) as i64,
+                format!("{name} (-{p}%)"),
+            ),
             (None, Some(f)) if f >= 0 => {
                 if rule
                     .currency

@@ -34,13 +34,18 @@ impl Guest for Tax {
         if bps == 0 {
             return Ok(vec![]);
         }
-        let lines: i64 = cart
+        // Computed wide: no price × quantity, sum or rate can wrap; a tax beyond `i64`
+        // is refused.
+        let lines: i128 = cart
             .lines
             .iter()
-            .map(|l| l.unit_price.amount * i64::from(l.quantity))
+            .map(|l| i128::from(l.unit_price.amount) * i128::from(l.quantity))
             .sum();
-        let taxable = (lines + prior.iter().map(|a| a.amount.amount).sum::<i64>()).max(0);
-        let tax = (taxable * bps + 5_000) / 10_000;
+        let taxable = (lines + prior.iter().map(|a| i128::from(a.amount.amount)).sum::<i128>()).max(0);
+        let tax = i64::try_from((taxable * i128::from(bps) + 5_000) / 10_000).map_err(|_| Rejection {
+            code: "amount_too_large".into(),
+            message: "the order's amounts are too large to compute".into(),
+        })?;
         Ok(vec![Adjustment {
             kind: AdjustmentKind::Tax,
             label: format!("Tax {}.{:02}% ({country})", bps / 100, bps % 100),

@@ -3,6 +3,7 @@
 //! after the provider made it but before its answer got back. Fault injection in the
 //! network, in the spirit of toxiproxy; the provider behind it is the real emulator.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,11 +20,17 @@ pub enum Mode {
     HoldResponses,
     /// The connection is closed at once: the provider is unreachable.
     Refuse,
+    /// Nothing is forwarded until [`HoldProxy::release`]; then the connection goes
+    /// through as in `Pass` (a slow network, not a lost one).
+    Stall,
 }
 
 pub struct HoldProxy {
     pub port: u16,
     mode: Arc<Mutex<Mode>>,
+    /// Bumped by `release`: stalled connections wait for it to change.
+    released: Arc<tokio::sync::watch::Sender<u64>>,
+    stalled: Arc<AtomicUsize>,
 }
 
 impl HoldProxy {
@@ -32,18 +39,44 @@ impl HoldProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(Mutex::new(Mode::Pass));
-        let shared = mode.clone();
+        let released = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let stalled = Arc::new(AtomicUsize::new(0));
+        let (shared, release, count) = (mode.clone(), released.clone(), stalled.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let mode = *shared.lock().unwrap();
-                tokio::spawn(serve(client, upstream_port, mode));
+                let (mut release, count) = (release.subscribe(), count.clone());
+                tokio::spawn(async move {
+                    if mode == Mode::Stall {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let _ = release.changed().await;
+                        count.fetch_sub(1, Ordering::SeqCst);
+                        return serve(client, upstream_port, Mode::Pass).await;
+                    }
+                    serve(client, upstream_port, mode).await
+                });
             }
         });
-        Self { port, mode }
+        Self {
+            port,
+            mode,
+            released,
+            stalled,
+        }
     }
 
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Lets every stalled connection through (new ones still get the current mode).
+    pub fn release(&self) {
+        self.released.send_modify(|n| *n += 1);
+    }
+
+    /// Connections waiting in `Stall` mode.
+    pub fn stalled(&self) -> usize {
+        self.stalled.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -53,7 +86,7 @@ impl HoldProxy {
 
 async fn serve(mut client: TcpStream, upstream_port: u16, mode: Mode) {
     match mode {
-        Mode::Refuse => drop(client),
+        Mode::Refuse | Mode::Stall => drop(client),
         Mode::HoldRequests => {
             let mut sink = [0u8; 4096];
             while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}

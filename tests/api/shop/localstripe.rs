@@ -124,4 +124,14 @@ impl LocalStripe {
             .filter(|pi| pi["metadata"]["order_id"] == order_id)
             .collect()
     }
+
+    /// The ids of the succeeded PaymentIntents of one order.
+    pub async fn succeeded_for(&self, order_id: &str) -> Vec<String> {
+        self.intents_for(order_id)
+            .await
+            .into_iter()
+            .filter(|pi| pi["status"] == "succeeded")
+            .map(|pi| pi["id"].as_str().unwrap().to_string())
+            .collect()
+    }
 }

@@ -31,6 +31,10 @@ pub struct ShopOptions {
     pub rules: bool,
     /// Fuel budget for the tax rule (to make it run out).
     pub tax_fuel: Option<u64>,
+    /// Reconcile every second, orders older than a second (default: every 30 s, 60 s).
+    pub fast_reconciler: bool,
+    /// Appended to the config (e.g. another payment plugin).
+    pub extra: String,
 }
 
 impl Default for ShopOptions {
@@ -42,6 +46,8 @@ impl Default for ShopOptions {
             },
             rules: true,
             tax_fuel: None,
+            fast_reconciler: false,
+            extra: String::new(),
         }
     }
 }
@@ -135,6 +141,11 @@ config = {{ rates = '{{"US-CA": 725, "DE": 1900, "*": 0}}' }}
     } else {
         "[]"
     };
+    let reconciler = if opts.fast_reconciler {
+        "reconcile_every_secs = 1\nreconcile_stale_secs = 1"
+    } else {
+        ""
+    };
     let text = format!(
         r#"
 [checkout]
@@ -142,6 +153,7 @@ payment = "{payment_name}"
 shipping = "shippo"
 rules = {rule_list}
 origin = {{ name = "Plinth Warehouse", line1 = "1 Dock Road", city = "Oakland", region = "CA", postal_code = "94607", country = "US" }}
+{reconciler}
 
 [[plugin]]
 name = "shippo"
@@ -152,8 +164,10 @@ limits = {{ timeout_ms = 30000 }}
 config = {{ base_url = "http://127.0.0.1:{shippo_port}", api_token = "shippo_test_token" }}
 {payment}
 {rules}
+{extra}
 "#,
         shippo = plugin_path("shipping_shippo"),
+        extra = opts.extra,
     );
     (text, shippo)
 }
@@ -206,6 +220,18 @@ impl Shop {
             .unwrap()
     }
 
+    /// `POST /checkout/quote` as the shopper.
+    pub async fn quote(&self, body: &Value) -> reqwest::Response {
+        self.app
+            .client
+            .post(self.app.url("/checkout/quote"))
+            .bearer_auth(&self.shopper)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn checkout(&self, key: &str, body: &Value) -> reqwest::Response {
         self.checkout_as(&self.shopper, key, body).await
     }
@@ -242,4 +268,48 @@ pub fn cart(lines: &[(&str, u32)], payment_method: &str, discount: Option<&str>)
         "payment_method": payment_method,
         "discount_code": discount,
     })
+}
+
+/// A `Stripe-Signature` header for `body` signed at `at` (Unix seconds) with `secret`.
+pub fn stripe_signature(body: &str, at: i64, secret: &str) -> String {
+    format!("t={at},v1={}", hmac_hex(secret, &format!("{at}.{body}")))
+}
+
+/// An `X-Razorpay-Signature` header for `body` under `secret`.
+pub fn razorpay_signature(body: &str, secret: &str) -> String {
+    hmac_hex(secret, body)
+}
+
+fn hmac_hex(secret: &str, message: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Now, in Unix seconds (webhook timestamps).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Polls `probe` every 20 ms until it gives a value; fails the test after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: std::time::Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

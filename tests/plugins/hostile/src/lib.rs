@@ -59,6 +59,10 @@ impl Guest for Hostile {
                 Ok(HttpResponse::text(200, "logged"))
             }
             "/spin" => spin_for(&req),
+            // An upstream's words about credentials, which must not reach the client.
+            "/upstream-error" => Err(Error::Upstream(
+                "vendor answered 401: invalid api key sk_live_hostile_4242".into(),
+            )),
             _ => Err(Error::NotFound(format!("no hostile behaviour at {}", req.path))),
         }
     }
