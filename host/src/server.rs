@@ -13,11 +13,14 @@
 //! - `max_connections`: a semaphore; one connection over it is answered a complete
 //!   `503 too_many_connections` with `Connection: close` and closed after the client
 //!   has had the chance to read it (never a reset, never a hang).
+//! - `max_connections_per_ip`: the same answer to a client address (IPv6: its /64)
+//!   holding that many already, so one client cannot take every slot.
 //! - The whole-request deadline is a middleware (`http::deadline`), where the route and
 //!   the JSON error envelope are known.
 //!
 //! On shutdown the listener closes, every connection is asked to finish its request in
-//! progress and close, and `serve` returns when the last one has.
+//! progress and close, and `serve` returns when the last one has, or after
+//! `ConnectionLimits::drain_limit`, when the ones still open are closed.
 
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -63,10 +66,12 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let lingering = Arc::new(Semaphore::new(REFUSALS_LINGERING));
     let (stop, stopped) = watch::channel(false);
+    let (kill, killed) = watch::channel(false);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let mut refused = Refused::default();
+    let peers = Peers::new(limits.max_connections_per_ip);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -79,6 +84,11 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let Some(peer_slot) = peers.enter(peer.ip()) else {
+            refused.count(limits.max_connections);
+            refuse(stream, &lingering);
+            continue;
+        };
         match slots.clone().try_acquire_owned() {
             Ok(slot) => {
                 let conn = Connection {
@@ -87,7 +97,9 @@ pub async fn serve(
                     peer,
                     idle: limits.keep_alive_idle,
                     stopped: stopped.clone(),
+                    killed: killed.clone(),
                     _slot: slot,
+                    _peer_slot: peer_slot,
                 };
                 tokio::spawn(conn.run(stream));
             }
@@ -100,7 +112,67 @@ pub async fn serve(
     drop(listener);
     let _ = stop.send(true);
     // Each connection holds a slot until its task ends: all slots back, all done.
-    let _ = slots.acquire_many(limits.max_connections as u32).await;
+    let all = limits.max_connections as u32;
+    if tokio::time::timeout(limits.drain_limit(), slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = limits.max_connections - slots.available_permits(),
+            "connections still open after the shutdown drain limit are closed"
+        );
+        let _ = kill.send(true);
+        let _ = slots.acquire_many(all).await;
+    }
+}
+
+/// Open connections per client address (IPv6: per /64).
+#[derive(Clone)]
+struct Peers {
+    max: usize,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Peers {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` when it holds `max`.
+    fn enter(&self, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let key = crate::auth::rate_key(ip);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One connection's place in its address's count, given back on drop.
+struct PeerSlot {
+    peers: Peers,
+    key: std::net::IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.peers.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Accept errors: a connection that died in the backlog is skipped; anything else
@@ -204,8 +276,11 @@ struct Connection {
     peer: SocketAddr,
     idle: Duration,
     stopped: watch::Receiver<bool>,
+    /// Set when shutdown stops waiting: the connection is dropped where it stands.
+    killed: watch::Receiver<bool>,
     /// Released when the task ends, after the connection (and its router) is dropped.
     _slot: OwnedSemaphorePermit,
+    _peer_slot: PeerSlot,
 }
 
 impl Connection {
@@ -240,6 +315,7 @@ impl Connection {
                     }
                     return;
                 }
+                _ = self.killed.wait_for(|kill| *kill) => return,
                 _ = self.stopped.wait_for(|stop| *stop), if !closing => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
@@ -373,5 +449,91 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(1),
+            keep_alive_idle: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(1),
+            max_connections: 8,
+            max_connections_per_ip: 3,
+        }
+    }
+
+    /// A handler that never answers (no deadline middleware in this router) and a
+    /// client that never reads cannot hold shutdown up past the drain limit.
+    #[tokio::test]
+    async fn shutdown_closes_what_is_still_open_after_the_drain_limit() {
+        let router = Router::new().route("/hang", axum::routing::get(std::future::pending::<&'static str>));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits(), async {
+            let _ = stopped.await;
+        }));
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /hang HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let asked = Instant::now();
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("serve returned once the drain limit passed")
+            .unwrap();
+        let took = asked.elapsed();
+        assert!(took >= limits().drain_limit(), "waited {took:?} only");
+        // The hanging connection was closed, not left behind.
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(2), client.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    }
+
+    /// One address holding its share of connections gets the 503 on the next one; a
+    /// closed connection frees its place.
+    #[tokio::test]
+    async fn one_address_cannot_hold_more_than_its_share_of_connections() {
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits(), async {
+            let _ = stopped.await;
+        }));
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut fourth = TcpStream::connect(addr).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), fourth.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 503") && answer.contains("too_many_connections"),
+            "{answer}"
+        );
+        drop(held.pop());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut again = TcpStream::connect(addr).await.unwrap();
+        again
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), again.read_to_end(&mut answer)).await;
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+        drop(held);
+        stop.send(()).unwrap();
+        server.await.unwrap();
     }
 }

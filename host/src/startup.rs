@@ -143,8 +143,18 @@ impl Application {
         crate::server::serve(self.listener, router(self.state), self.limits, shutdown).await;
         sweeper.abort();
         let _ = sweeper.await;
-        reconciler.abort();
-        let _ = reconciler.await;
+        // The reconciler finishes the order it is settling (a charge being looked up
+        // or recorded), then stops; past the limit it is cut off, which recovery at the
+        // next start also handles.
+        state.checkout.stop_reconciling();
+        let mut reconciler = reconciler;
+        if tokio::time::timeout(CHECKOUTS_AT_SHUTDOWN, &mut reconciler)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the reconciler did not stop in time; the next start settles what it was on");
+            reconciler.abort();
+        }
         // Checkouts run in tasks of their own, which may outlive their connections.
         if !state.checkout.wait_idle(CHECKOUTS_AT_SHUTDOWN).await {
             tracing::warn!("checkouts still running at shutdown are left to the next start's recovery");

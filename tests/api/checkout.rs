@@ -163,6 +163,7 @@ async fn retries_are_answered_once_and_charged_once() {
 async fn two_hundred_concurrent_checkouts_never_oversell() {
     let s = shop(ShopOptions {
         rules: false,
+        parallel_checkouts: Some(200),
         ..Default::default()
     })
     .await;

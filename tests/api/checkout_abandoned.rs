@@ -141,3 +141,51 @@ async fn a_pending_order_nobody_drives_is_settled_while_serving() {
     assert_eq!(s.app.get("/healthz").await.status(), 200);
     s.app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_away_from_checkouts_cannot_pile_up_tasks() {
+    let proxy = HoldProxy::start(localstripe().await.port).await;
+    let s = shop_behind(&proxy, 30_000).await;
+    let body = cart(&[(SKU, 1)], "pm_card_visa", None);
+
+    // Four checkouts stall at the provider and their clients walk away: each keeps
+    // running in its own task (the default per-customer cap is four).
+    proxy.set(Mode::Stall);
+    let walked: Vec<_> = (0..4)
+        .map(|n| s.spawn_checkout(format!("pile-{n}"), &body))
+        .collect();
+    wait_for("four stalled charges", Duration::from_secs(30), || async {
+        (proxy.stalled() >= 4).then_some(())
+    })
+    .await;
+    for request in walked {
+        request.abort();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A fifth is refused at once, before its key is claimed, instead of adding a task.
+    let fifth = tokio::time::timeout(Duration::from_secs(10), s.checkout("pile-4", &body))
+        .await
+        .expect("refused at once, not queued behind the stalled ones");
+    let error = error_code(fifth, 429).await;
+    assert_eq!(error["error"]["code"], "too_many_checkouts", "{error}");
+
+    // Once the provider answers the four finish on their own, and the refused key is
+    // free to use: nothing was stored for it.
+    proxy.set(Mode::Pass);
+    proxy.release();
+    wait_for(
+        "the four checkouts to finish",
+        Duration::from_secs(30),
+        || async {
+            let page = json(s.app.get_as(&s.shopper, "/orders").await).await;
+            let orders = page["orders"].as_array().cloned().unwrap_or_default();
+            (orders.len() == 4 && orders.iter().all(|o| o["status"] == "fulfilled")).then_some(())
+        },
+    )
+    .await;
+    let retry = s.checkout("pile-4", &body).await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(s.stock(SKU).await, STOCK - 5);
+    s.app.stop().await;
+}

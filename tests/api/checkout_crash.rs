@@ -78,6 +78,7 @@ async fn load_then_kill(server: Server, token: &str, round: usize, before_kill: 
 async fn a_kill_during_checkout_load_loses_no_acknowledged_order_and_no_stock() {
     let shop = ShopDir::create(&ShopOptions {
         rules: false,
+        parallel_checkouts: Some(64),
         ..ShopOptions::default()
     })
     .await;

@@ -9,7 +9,11 @@ use crate::shop::{cart, localstripe, shop, ShopOptions};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_limit_holds_under_parallel_checkouts() {
     // The shop's limits rule allows 2 units of LTD-1 per customer.
-    let s = shop(ShopOptions::default()).await;
+    let s = shop(ShopOptions {
+        parallel_checkouts: Some(20),
+        ..ShopOptions::default()
+    })
+    .await;
     s.add_product("LTD-1", 700, 50).await;
     let body = cart(&[("LTD-1", 1)], "pm_card_visa", None);
     let attempts: Vec<_> = (0..20)

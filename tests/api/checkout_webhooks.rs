@@ -145,3 +145,43 @@ async fn a_partial_refund_webhook_keeps_the_order_and_its_stock() {
     assert_eq!(s.stock("PART-1").await, 5, "stock back once");
     s.app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_webhook_racing_an_admin_refund_returns_the_stock_once() {
+    let s = shop(ShopOptions {
+        rules: false,
+        ..ShopOptions::default()
+    })
+    .await;
+    const ROUNDS: u64 = 6;
+    s.add_product("RACE-1", 1500, ROUNDS).await;
+    let mut orders = Vec::new();
+    for n in 0..ROUNDS {
+        orders.push(paid_order(&s, &format!("race-{n}"), "RACE-1").await);
+    }
+    assert_eq!(s.stock("RACE-1").await, 0);
+
+    // The admin refunds each order while the provider's refund webhook for it arrives:
+    // both read the order as sold, both want to give its unit back.
+    for (id, pi, total) in &orders {
+        let admin = s
+            .app
+            .client
+            .post(s.app.url(&format!("/orders/{id}/refund")))
+            .bearer_auth(&s.admin)
+            .send();
+        let (admin, hook) = tokio::join!(admin, stripe_refund(&s, pi, *total, *total));
+        let status = admin.unwrap().status().as_u16();
+        // Whichever lands second finds the order refunded already.
+        assert!(status == 200 || status == 409, "admin refund answered {status}");
+        let _ = hook;
+        let o = order(&s, id).await;
+        assert_eq!(o["status"], "refunded", "{o}");
+    }
+    assert_eq!(
+        s.stock("RACE-1").await,
+        ROUNDS,
+        "each refunded order returns its unit exactly once"
+    );
+    s.app.stop().await;
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use error::AuthError;
 pub use hash_pool::{HashBusy, HashPool, Verified};
-pub use rate_limit::{IpLimiter, LoginLimiter};
+pub use rate_limit::{rate_key, IpLimiter, LoginLimiter};
 pub use tokens::SessionToken;
 
 use crate::config::AuthConfig;

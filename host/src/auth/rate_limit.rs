@@ -16,14 +16,14 @@ use crate::config::RateLimits;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
-/// Keys tracked before old, quiet ones are swept.
-const SWEEP_ABOVE: usize = 100_000;
-/// Attempts an [`IpLimiter`] remembers at most (a few MB); past it, new attempts wait
-/// for the oldest to leave the window rather than grow memory.
+/// Attempts one table remembers at most (a few MB). Past it the oldest attempt is
+/// forgotten to make room: a flood of fresh addresses or usernames costs the flooder a
+/// little of its own limits' memory, never everyone else's access (refusing instead
+/// would lock every client out for the length of the window).
 const MAX_TRACKED: usize = 100_000;
 
 /// What a client address counts as: itself, or its /64 for IPv6.
-fn rate_key(ip: IpAddr) -> IpAddr {
+pub fn rate_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
         v4 => v4,
@@ -36,16 +36,6 @@ struct Log {
 }
 
 impl Log {
-    fn prune(&mut self, now: Instant, window: Duration) {
-        while self
-            .attempts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            self.attempts.pop_front();
-        }
-    }
-
     fn count_within(&self, now: Instant, window: Duration) -> usize {
         self.attempts
             .iter()
@@ -69,6 +59,73 @@ impl Log {
     }
 }
 
+/// Attempts per key within a sliding `window`, in bounded memory and O(1) amortized time
+/// per call: every attempt is in one queue in time order as well as in its key's log, so
+/// forgetting old attempts pops the queue's front and never scans the table.
+struct Windows<K> {
+    window: Duration,
+    logs: HashMap<K, Log>,
+    order: VecDeque<(Instant, K)>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
+    fn new(window: Duration) -> Self {
+        Self {
+            window,
+            logs: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Forgets the attempts that left the window.
+    fn slide(&mut self, now: Instant) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= self.window)
+        {
+            self.forget_oldest();
+        }
+    }
+
+    /// Forgets the oldest attempt. A refunded attempt left its log already: its queue
+    /// entry then matches nothing and just goes.
+    fn forget_oldest(&mut self) {
+        let Some((at, key)) = self.order.pop_front() else {
+            return;
+        };
+        if let Some(log) = self.logs.get_mut(&key) {
+            if log.attempts.front() == Some(&at) {
+                log.attempts.pop_front();
+            }
+            if log.attempts.is_empty() {
+                self.logs.remove(&key);
+            }
+        }
+    }
+
+    fn log(&self, key: &K) -> Option<&Log> {
+        self.logs.get(key)
+    }
+
+    fn record(&mut self, key: K, now: Instant) {
+        while self.order.len() >= MAX_TRACKED {
+            self.forget_oldest();
+        }
+        self.logs.entry(key.clone()).or_default().attempts.push_back(now);
+        self.order.push_back((now, key));
+    }
+
+    /// Takes back the attempt made at `at`.
+    fn refund(&mut self, key: &K, at: Instant) {
+        if let Some(log) = self.logs.get_mut(key) {
+            if let Some(pos) = log.attempts.iter().position(|t| *t == at) {
+                log.attempts.remove(pos);
+            }
+        }
+    }
+}
+
 /// A granted attempt; call [`LoginLimiter::succeeded`] with it on success.
 #[derive(Debug)]
 pub struct Attempt {
@@ -79,43 +136,32 @@ pub struct Attempt {
 
 pub struct LoginLimiter {
     limits: RateLimits,
-    users: Mutex<HashMap<String, Log>>,
-    ips: Mutex<HashMap<IpAddr, Log>>,
+    users: Mutex<Windows<String>>,
+    ips: Mutex<Windows<IpAddr>>,
 }
 
 impl LoginLimiter {
     pub fn new(limits: RateLimits) -> Self {
         Self {
             limits,
-            users: Mutex::new(HashMap::new()),
-            ips: Mutex::new(HashMap::new()),
+            users: Mutex::new(Windows::new(HOUR)),
+            ips: Mutex::new(Windows::new(MINUTE)),
         }
     }
 
     /// Grants an attempt, or says how long to wait.
     pub fn begin(&self, username: &str, ip: IpAddr) -> Result<Attempt, Duration> {
-        let now = Instant::now();
+        let (now, ip) = (Instant::now(), rate_key(ip));
+        let username = username.to_string();
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
-        if users.len() > SWEEP_ABOVE {
-            users.retain(|_, log| {
-                log.prune(now, HOUR);
-                !log.attempts.is_empty()
-            });
-        }
-        if ips.len() > SWEEP_ABOVE {
-            ips.retain(|_, log| {
-                log.prune(now, MINUTE);
-                !log.attempts.is_empty()
-            });
-        }
-        let user_log = users.entry(username.to_string()).or_default();
-        user_log.prune(now, HOUR);
-        let ip_log = ips.entry(rate_key(ip)).or_default();
-        ip_log.prune(now, MINUTE);
-
+        users.slide(now);
+        ips.slide(now);
+        let empty = Log::default();
+        let user_log = users.log(&username).unwrap_or(&empty);
+        let ip_log = ips.log(&ip).unwrap_or(&empty);
         let checks = [
-            (user_log as &Log, MINUTE, self.limits.per_username_per_minute),
+            (user_log, MINUTE, self.limits.per_username_per_minute),
             (user_log, HOUR, self.limits.per_username_per_hour),
             (ip_log, MINUTE, self.limits.per_ip_per_minute),
         ];
@@ -127,64 +173,40 @@ impl LoginLimiter {
         if let Some(wait) = wait {
             return Err(wait.max(Duration::from_secs(1)));
         }
-        user_log.attempts.push_back(now);
-        ip_log.attempts.push_back(now);
+        users.record(username.clone(), now);
+        ips.record(ip, now);
         Ok(Attempt {
-            username: username.to_string(),
-            ip: rate_key(ip),
+            username,
+            ip,
             at: now,
         })
     }
 
     /// A successful login does not count against anyone.
     pub fn succeeded(&self, attempt: Attempt) {
-        let remove = |log: &mut Log| {
-            if let Some(pos) = log.attempts.iter().position(|t| *t == attempt.at) {
-                log.attempts.remove(pos);
-            }
-        };
-        if let Some(log) = self
-            .users
+        self.users
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&attempt.username)
-        {
-            remove(log);
-        }
-        if let Some(log) = self
-            .ips
+            .refund(&attempt.username, attempt.at);
+        self.ips
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&attempt.ip)
-        {
-            remove(log);
-        }
+            .refund(&attempt.ip, attempt.at);
     }
 }
 
-/// At most `limit` attempts per client address in a sliding `window`.
-///
-/// Every attempt is in one queue in time order as well as in its address's log, so
-/// forgetting old attempts pops the queue's front: no call ever scans the table, and a
-/// flood of addresses costs memory only up to [`MAX_TRACKED`].
+/// At most `limit` attempts per client address in a sliding `window`, in bounded memory
+/// (see [`Windows`]).
 pub struct IpLimiter {
     limit: usize,
-    window: Duration,
-    inner: Mutex<IpWindows>,
-}
-
-#[derive(Default)]
-struct IpWindows {
-    logs: HashMap<IpAddr, Log>,
-    order: VecDeque<(Instant, IpAddr)>,
+    inner: Mutex<Windows<IpAddr>>,
 }
 
 impl IpLimiter {
     pub fn new(limit: u32, window: Duration) -> Self {
         Self {
             limit: limit as usize,
-            window,
-            inner: Mutex::default(),
+            inner: Mutex::new(Windows::new(window)),
         }
     }
 
@@ -192,32 +214,13 @@ impl IpLimiter {
     pub fn try_acquire(&self, ip: IpAddr) -> Result<(), Duration> {
         let (now, key) = (Instant::now(), rate_key(ip));
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let IpWindows { logs, order } = &mut *inner;
-        while let Some(&(at, old)) = order.front() {
-            if now.duration_since(at) < self.window {
-                break;
-            }
-            order.pop_front();
-            if let Some(log) = logs.get_mut(&old) {
-                log.attempts.pop_front();
-                if log.attempts.is_empty() {
-                    logs.remove(&old);
-                }
-            }
-        }
-        if let Some(log) = logs.get(&key).filter(|log| log.attempts.len() >= self.limit) {
+        inner.slide(now);
+        if let Some(log) = inner.log(&key).filter(|log| log.attempts.len() >= self.limit) {
             return Err(log
-                .retry_after(now, self.window, self.limit)
+                .retry_after(now, inner.window, self.limit)
                 .max(Duration::from_secs(1)));
         }
-        if let Some(&(oldest, _)) = order.front().filter(|_| order.len() >= MAX_TRACKED) {
-            return Err(self
-                .window
-                .saturating_sub(now.duration_since(oldest))
-                .max(Duration::from_secs(1)));
-        }
-        logs.entry(key).or_default().attempts.push_back(now);
-        order.push_back((now, key));
+        inner.record(key, now);
         Ok(())
     }
 }
@@ -301,12 +304,41 @@ mod tests {
     }
 
     #[test]
-    fn ip_limiter_refuses_past_its_memory_cap() {
+    fn a_flood_of_addresses_past_the_memory_cap_locks_nobody_out() {
         let l = IpLimiter::new(1, MINUTE);
-        for i in 0..MAX_TRACKED as u32 {
+        for i in 0..MAX_TRACKED as u32 + 10 {
             l.try_acquire(IpAddr::from(i.to_be_bytes())).unwrap();
         }
-        let wait = l.try_acquire("198.51.100.1".parse().unwrap()).unwrap_err();
-        assert!(wait > Duration::from_secs(50), "{wait:?}");
+        // A client the flood never touched still gets in, and memory stayed capped.
+        assert!(l.try_acquire("198.51.100.1".parse().unwrap()).is_ok());
+        let inner = l.inner.lock().unwrap();
+        assert!(inner.order.len() <= MAX_TRACKED && inner.logs.len() <= MAX_TRACKED);
+        drop(inner);
+        // The newest addresses are still limited.
+        let last = IpAddr::from((MAX_TRACKED as u32 + 9).to_be_bytes());
+        assert!(l.try_acquire(last).is_err());
+    }
+
+    #[test]
+    fn a_flood_of_usernames_keeps_logins_bounded_and_limits_in_force() {
+        let l = limiter();
+        let started = Instant::now();
+        // Each guess names a new account from a new address: the tables stay capped
+        // and no call scans them (200k calls would take minutes at O(n) each).
+        for i in 0..2 * MAX_TRACKED as u32 {
+            let _ = l.begin(&format!("u{i}"), IpAddr::from(i.to_be_bytes()));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(l.users.lock().unwrap().order.len() <= MAX_TRACKED);
+        assert!(l.ips.lock().unwrap().logs.len() <= MAX_TRACKED);
+        let ip: IpAddr = "10.9.9.9".parse().unwrap();
+        for _ in 0..3 {
+            l.begin("target", ip).unwrap();
+        }
+        assert!(l.begin("target", ip).is_err(), "the per-username limit holds");
     }
 }

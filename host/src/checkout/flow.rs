@@ -309,6 +309,7 @@ impl Checkout {
             attempt,
             payment_method: Some(payment_method.clone()),
             refunded: 0,
+            version: 0,
         };
         order.transition(OrderStatus::Pending, now, None);
         self.orders.reserve(&order)?;
@@ -549,6 +550,7 @@ impl Checkout {
 
     /// Refunds a paid order (admin).
     pub async fn refund(&self, order_id: &str, rid: &RequestId) -> Result<OrderRecord, CheckoutError> {
+        let _order = self.order_locks.lock(order_id).await;
         let mut order = self.orders.get(order_id)?.ok_or(CheckoutError::OrderNotFound)?;
         if !order.status.is_sold() {
             return Err(CheckoutError::NotRefundable(
@@ -585,7 +587,7 @@ impl Checkout {
             pay::WebhookEvent::Refunded(refund) => return self.apply_refund(plugin, refund).await,
             pay::WebhookEvent::Ignored(_) => return Ok(false),
         };
-        let Some(mut order) = self.orders.by_payment(plugin, provider_id)? else {
+        let Some((_order, mut order)) = self.locked_by_payment(plugin, provider_id).await? else {
             if matches!(event, pay::WebhookEvent::PaymentSucceeded(_)) {
                 // Money arrived for no recorded order: a charge whose order was cut off
                 // by a crash before it was recorded, and never retried. An operator must
@@ -603,11 +605,29 @@ impl Checkout {
         Ok(true)
     }
 
+    /// The order paid through `plugin` as `provider_id`, read under its lock (the
+    /// lookup finds its id; the order is read again once the lock is held, so the copy
+    /// is the latest), with the lock.
+    async fn locked_by_payment(
+        &self,
+        plugin: &str,
+        provider_id: &str,
+    ) -> Result<Option<(tokio::sync::OwnedMutexGuard<()>, OrderRecord)>, CheckoutError> {
+        let Some(found) = self.orders.by_payment(plugin, provider_id)? else {
+            return Ok(None);
+        };
+        let lock = self.order_locks.lock(&found.id).await;
+        Ok(self
+            .orders
+            .by_payment(plugin, provider_id)?
+            .map(|order| (lock, order)))
+    }
+
     /// A refund the provider reports. The event carries everything refunded so far, so
     /// a replayed or reordered event changes nothing; a partial refund is recorded on
     /// the order (amount and history) and only a full one refunds it and returns stock.
     async fn apply_refund(&self, plugin: &str, refund: &pay::RefundEvent) -> Result<bool, CheckoutError> {
-        let Some(mut order) = self.orders.by_payment(plugin, &refund.provider_id)? else {
+        let Some((_order, mut order)) = self.locked_by_payment(plugin, &refund.provider_id).await? else {
             return Ok(false);
         };
         let so_far = refund.refunded_total.amount;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
+use super::guards::Refusal;
 use super::{order_id_for, Checkout, CheckoutError, CheckoutRequest};
 use crate::auth::{now_ms, Principal};
 use crate::domain::RequestId;
@@ -91,6 +92,15 @@ impl Checkout {
     ) -> Result<Placed<A>, CheckoutError> {
         let scope = format!("{}/{}", p.user.id, key);
         let order_id = order_id_for(&p.user.id, key);
+        // Admitted before the key is claimed: a refused request leaves nothing behind
+        // and may simply be retried.
+        let ticket = self
+            .admission
+            .admit(&p.user.id)
+            .map_err(|refusal| match refusal {
+                Refusal::Customer => CheckoutError::TooManyOfYours(self.config.max_in_flight_per_customer),
+                Refusal::Everyone => CheckoutError::Busy,
+            })?;
         let started = tokio::time::Instant::now();
         loop {
             // A claim whose order a task of this process drives is never abandoned,
@@ -116,12 +126,16 @@ impl Checkout {
         // The key is ours: from here on nothing may depend on the client staying.
         let checkout = self.clone();
         let run = async move {
+            let _ticket = ticket;
             let claim = ClaimGuard {
                 orders: &checkout.orders,
                 scope: &scope,
                 armed: true,
             };
             let _driving = checkout.in_flight.enter(&order_id);
+            // A webhook or an admin refund of this order waits until the checkout is done
+            // with it (they would otherwise save over each other's copies).
+            let _order = checkout.order_locks.lock(&order_id).await;
             let outcome = checkout.place(&p, req, &order_id, &rid).await;
             let in_progress = matches!(outcome, Err(CheckoutError::InProgress));
             let (answer, stored) = A::render(outcome, &rid).await;

@@ -55,6 +55,10 @@ pub enum CheckoutError {
     UnknownRate(String),
     #[error("an earlier attempt of this order is still being processed")]
     InProgress,
+    #[error("you have {0} checkouts in progress; wait for one to finish")]
+    TooManyOfYours(usize),
+    #[error("too many checkouts are in progress; retry shortly")]
+    Busy,
     #[error("no such order")]
     OrderNotFound,
     #[error("the order is {0} and cannot be refunded")]
@@ -203,7 +207,15 @@ pub struct Checkout {
     /// The orders tasks of this process are driving.
     in_flight: guards::InFlight,
     /// Pricing and reservation of one customer run one at a time.
-    customers: guards::CustomerLocks,
+    customers: guards::KeyedLocks,
+    /// Read-change-save of one order runs one at a time (see `guards`).
+    order_locks: guards::KeyedLocks,
+    /// Checkouts running at once.
+    admission: Arc<guards::Admission>,
+    /// Orders the reconciler failed to settle wait before it tries them again.
+    backoff: guards::Backoff,
+    /// Set at shutdown: the reconciler stops between two orders.
+    stopping: tokio::sync::watch::Sender<bool>,
     runtime: Arc<Runtime>,
     catalog: Arc<Catalog>,
     orders: Arc<SledOrders>,
@@ -227,6 +239,13 @@ impl Checkout {
         let checkout = Self {
             in_flight: Default::default(),
             customers: Default::default(),
+            order_locks: Default::default(),
+            admission: Arc::new(guards::Admission::new(
+                config.max_in_flight,
+                config.max_in_flight_per_customer,
+            )),
+            backoff: guards::Backoff::new(config.reconcile_every, recovery::MAX_BACKOFF),
+            stopping: tokio::sync::watch::Sender::new(false),
             payment: config.payment.as_ref().and_then(get),
             shipping: config.shipping.as_ref().and_then(get),
             rules: config.rules.iter().filter_map(get).collect(),

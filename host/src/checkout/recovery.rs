@@ -37,8 +37,11 @@ const LOOKUP_SLACK_SECS: i64 = 600;
 
 /// How long one reconciling pass may take; orders left over wait for the next pass.
 const PASS_BUDGET: Duration = Duration::from_secs(60);
-/// Most orders one pass looks at (the oldest).
+/// Most orders one pass looks at (the oldest that are due).
 const MAX_PER_PASS: usize = 1_000;
+/// The longest an order that failed to settle waits before it is tried again (the wait
+/// starts at `reconcile_every` and doubles with each failure).
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// How one interrupted order was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,14 +76,29 @@ impl Checkout {
     }
 
     /// Runs a reconciling pass every `reconcile_every`, for as long as the server serves.
+    /// Returns once [`Self::stop_reconciling`] was called (after the order it is
+    /// settling, never in the middle of one).
     pub async fn reconcile_periodically(self: Arc<Self>) {
+        let mut stop = self.stopping.subscribe();
         let mut every = tokio::time::interval(self.config.reconcile_every);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         every.tick().await;
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
             self.reconcile_pass().await;
         }
+    }
+
+    /// Asks the reconciler to stop (at shutdown).
+    pub fn stop_reconciling(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
     }
 
     /// One pass: settles the unsettled orders older than `reconcile_stale` that no task
@@ -88,20 +106,18 @@ impl Checkout {
     /// are left for a later pass.
     pub async fn reconcile_pass(&self) -> usize {
         let stale = i64::try_from(self.config.reconcile_stale.as_millis()).unwrap_or(i64::MAX);
+        let now = std::time::Instant::now();
         let ids = match self
             .orders
-            .unsettled(now_ms().saturating_sub(stale), MAX_PER_PASS)
-        {
+            .unsettled_where(now_ms().saturating_sub(stale), MAX_PER_PASS, |id| {
+                !self.in_flight.contains(id) && self.backoff.due(id, now)
+            }) {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "reconciler: cannot list unsettled orders");
                 return 0;
             }
         };
-        let ids: Vec<String> = ids
-            .into_iter()
-            .filter(|id| !self.in_flight.contains(id))
-            .collect();
         if ids.is_empty() {
             return 0;
         }
@@ -118,14 +134,21 @@ impl Checkout {
         let until = tokio::time::Instant::now() + budget;
         let mut left = Vec::new();
         for id in ids {
-            if tokio::time::Instant::now() >= until {
+            if tokio::time::Instant::now() >= until || self.is_stopping() {
                 left.push(id);
                 continue;
             }
             match self.reconcile_one(&id).await {
-                Ok(Settled::Later) => left.push(id),
-                Ok(settled) => tracing::info!(order_id = %id, ?settled, "interrupted order settled"),
+                Ok(Settled::Later) => {
+                    self.backoff.failed(&id, std::time::Instant::now());
+                    left.push(id);
+                }
+                Ok(settled) => {
+                    self.backoff.settled(&id);
+                    tracing::info!(order_id = %id, ?settled, "interrupted order settled");
+                }
                 Err(e) => {
+                    self.backoff.failed(&id, std::time::Instant::now());
                     tracing::warn!(order_id = %id, error = %e, "interrupted order not settled yet");
                     left.push(id);
                 }
@@ -136,6 +159,10 @@ impl Checkout {
 
     /// Settles one order a crash interrupted; see the module docs.
     pub async fn reconcile_one(&self, id: &str) -> Result<Settled, CheckoutError> {
+        // Driven by this task while it settles: shutdown waits for it, and its claim is
+        // not taken over meanwhile.
+        let _driving = self.in_flight.enter(id);
+        let _order = self.order_locks.lock(id).await;
         let Some(mut order) = self.orders.get(id)? else {
             return Ok(Settled::NotCharged);
         };

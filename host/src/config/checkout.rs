@@ -44,6 +44,12 @@ pub struct CheckoutConfig {
     pub reconcile_every: Duration,
     /// How old an unsettled order must be before the reconciler takes it.
     pub reconcile_stale: Duration,
+    /// Checkouts running at once in this process (they outlive their connections, so
+    /// the connection limit does not bound them); one more gets 503 `checkout_busy`.
+    pub max_in_flight: usize,
+    /// Checkouts one customer may have running at once; one more gets 429
+    /// `too_many_checkouts`.
+    pub max_in_flight_per_customer: usize,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +63,8 @@ pub struct RawCheckout {
     pub idempotency_ttl_hours: u64,
     pub reconcile_every_secs: u64,
     pub reconcile_stale_secs: u64,
+    pub max_in_flight: u64,
+    pub max_in_flight_per_customer: u64,
 }
 
 impl Default for RawCheckout {
@@ -70,6 +78,8 @@ impl Default for RawCheckout {
             idempotency_ttl_hours: 24,
             reconcile_every_secs: 30,
             reconcile_stale_secs: 60,
+            max_in_flight: 256,
+            max_in_flight_per_customer: 4,
         }
     }
 }

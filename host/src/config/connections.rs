@@ -22,12 +22,28 @@ pub struct ConnectionLimits {
     /// Connections served at once; one more gets a 503 `too_many_connections` and is
     /// closed.
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 client: its /64) may hold at once; one
+    /// more gets the same 503. Off (= `max_connections`) behind trusted proxies unless set.
+    pub max_connections_per_ip: usize,
+}
+
+impl ConnectionLimits {
+    /// How long shutdown waits for open connections: long enough for a request that
+    /// started just before it to reach its deadline and for its response to be written
+    /// (two idle periods: asked to close, then dropped if stuck). Connections still
+    /// open after it are closed, so a client cannot hold shutdown up.
+    pub fn drain_limit(&self) -> Duration {
+        self.request_timeout + 2 * self.keep_alive_idle + Duration::from_secs(1)
+    }
 }
 
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_KEEP_ALIVE_IDLE_SECS: u64 = 5;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// A quarter of the default total: one address cannot take every slot, and a browser
+/// (6 per host) or a load test (64) stays far below it.
+const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 
 /// The raw `[server]` values, checked: each error names its field. An unset
 /// `keep_alive_idle_secs` is the default or the header timeout, whichever is shorter.
@@ -36,6 +52,7 @@ pub fn resolve(
     keep_alive_idle_secs: Option<u64>,
     request_timeout_secs: u64,
     max_connections: usize,
+    max_connections_per_ip: Option<usize>,
 ) -> Result<ConnectionLimits, ConfigError> {
     let check = |field: &str, v: u64, min: u64, max: u64| super::in_range("[server]", field, v, min, max);
     let header = Duration::from_millis(check(
@@ -61,10 +78,15 @@ pub fn resolve(
     }
     let request = check("request_timeout_secs", request_timeout_secs, 1, 3_600)?;
     let max = check("max_connections", max_connections as u64, 1, 1_000_000)?;
+    let per_ip = match max_connections_per_ip {
+        None => (DEFAULT_MAX_CONNECTIONS_PER_IP as u64).min(max),
+        Some(n) => check("max_connections_per_ip", n as u64, 1, max)?,
+    };
     Ok(ConnectionLimits {
         header_read_timeout: header,
         keep_alive_idle: idle,
         request_timeout: Duration::from_secs(request),
         max_connections: max as usize,
+        max_connections_per_ip: per_ip as usize,
     })
 }

@@ -173,6 +173,8 @@ struct RawServer {
     request_timeout_secs: u64,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    #[serde(default)]
+    max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -315,11 +317,12 @@ impl Config {
                 "must be between 1 and 67108864",
             ));
         }
-        let connections = connections::resolve(
+        let mut connections = connections::resolve(
             raw.server.header_read_timeout_ms,
             raw.server.keep_alive_idle_secs,
             raw.server.request_timeout_secs,
             raw.server.max_connections,
+            raw.server.max_connections_per_ip,
         )?;
         let storage = StorageConfig {
             cache_mib: in_range("[storage]", "cache_mib", raw.storage.cache_mib, 1, 65536)?,
@@ -363,6 +366,11 @@ impl Config {
             .resolve()
             .map_err(|(field, message)| ConfigError::invalid("[auth]", field, message))?;
         auth.oauth = oauth::resolve(raw_oauth, &env)?;
+        // Behind a proxy every connection comes from the proxy: a per-address cap would
+        // cap everyone together, so unless set it is off (the proxy limits clients).
+        if auth.trusted_proxies > 0 && raw.server.max_connections_per_ip.is_none() {
+            connections.max_connections_per_ip = connections.max_connections;
+        }
         // Browsers reach an https public URL over TLS: its cookies are Secure unless the
         // file says otherwise (plain http to a proxy behind it is fine, the browser sees
         // https).
@@ -637,6 +645,14 @@ fn resolve_checkout(
             1,
             86_400,
         )?),
+        max_in_flight: in_range("[checkout]", "max_in_flight", raw.max_in_flight, 1, 100_000)? as usize,
+        max_in_flight_per_customer: in_range(
+            "[checkout]",
+            "max_in_flight_per_customer",
+            raw.max_in_flight_per_customer,
+            1,
+            1_000,
+        )? as usize,
     })
 }
 

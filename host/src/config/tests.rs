@@ -247,6 +247,16 @@ fn trusted_proxies_replace_trust_forwarded_for() {
         "the old flag is one proxy"
     );
     assert_eq!(proxies("trust_forwarded_for = false").unwrap(), 0);
+    // Behind a proxy every connection comes from it: no per-address cap unless set.
+    let per_ip = |lines: &str| {
+        parse(&with_auth(lines), &base)
+            .unwrap()
+            .server
+            .connections
+            .max_connections_per_ip
+    };
+    assert_eq!(per_ip(""), 256);
+    assert_eq!(per_ip("trusted_proxies = 1"), 1024);
     let e = proxies("trust_forwarded_for = true\ntrusted_proxies = 2")
         .unwrap_err()
         .to_string();
@@ -269,6 +279,7 @@ fn connection_limits_default_safely_and_name_the_field_when_bad() {
     assert_eq!(c.keep_alive_idle, std::time::Duration::from_secs(5));
     assert_eq!(c.request_timeout, std::time::Duration::from_secs(60));
     assert_eq!(c.max_connections, 1024);
+    assert_eq!(c.max_connections_per_ip, 256);
     let with = |lines: &str| {
         GOOD.replace(
             "data_dir = \"./data\"\n",
@@ -290,6 +301,11 @@ fn connection_limits_default_safely_and_name_the_field_when_bad() {
         ("keep_alive_idle_secs = 0", "keep_alive_idle_secs"),
         ("request_timeout_secs = 0", "request_timeout_secs"),
         ("max_connections = 0", "max_connections"),
+        ("max_connections_per_ip = 0", "max_connections_per_ip"),
+        (
+            "max_connections = 10\nmax_connections_per_ip = 11",
+            "max_connections_per_ip",
+        ),
     ] {
         let e = error_of(&with(lines));
         assert!(e.contains("[server]") && e.contains(field), "{lines}: {e}");
@@ -393,6 +409,10 @@ fn the_reconciler_settings_have_safe_defaults_and_are_checked() {
     let c = parse(GOOD, &base).unwrap();
     assert_eq!(c.checkout.reconcile_every, std::time::Duration::from_secs(30));
     assert_eq!(c.checkout.reconcile_stale, std::time::Duration::from_secs(60));
+    assert_eq!(
+        (c.checkout.max_in_flight, c.checkout.max_in_flight_per_customer),
+        (256, 4)
+    );
     let with = |fields: &str| format!("{GOOD}\n[checkout]\n{fields}\n");
     let c = parse(&with("reconcile_every_secs = 5\nreconcile_stale_secs = 2"), &base).unwrap();
     assert_eq!(c.checkout.reconcile_every, std::time::Duration::from_secs(5));
@@ -401,6 +421,8 @@ fn the_reconciler_settings_have_safe_defaults_and_are_checked() {
         ("reconcile_every_secs = 0", "reconcile_every_secs"),
         ("reconcile_every_secs = 3601", "reconcile_every_secs"),
         ("reconcile_stale_secs = 0", "reconcile_stale_secs"),
+        ("max_in_flight = 0", "max_in_flight"),
+        ("max_in_flight_per_customer = 0", "max_in_flight_per_customer"),
     ] {
         let e = error_of(&with(bad));
         assert!(e.contains("[checkout]") && e.contains(field), "{e}");

@@ -138,6 +138,15 @@ impl ApiError {
                 None,
             ),
             ApiError::Plugin(e) => plugin_parts(e),
+            ApiError::Storage(StoreError::Conflict(what)) => {
+                tracing::warn!(%what, "concurrent update lost; nothing written");
+                (
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("{what} changed meanwhile; nothing was written, retry"),
+                    None,
+                )
+            }
             ApiError::Storage(e) => {
                 tracing::error!(error = %e, "storage failure");
                 (
@@ -498,6 +507,8 @@ fn checkout_parts(e: &CheckoutError) -> (StatusCode, String, String, Option<Stri
         }
         CheckoutError::AmountTooLarge => (StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large"),
         CheckoutError::InProgress => (StatusCode::CONFLICT, "request_in_progress"),
+        CheckoutError::TooManyOfYours(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_checkouts"),
+        CheckoutError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "checkout_busy"),
         CheckoutError::OrderNotFound => (StatusCode::NOT_FOUND, "order_not_found"),
         CheckoutError::NotRefundable(_) => (StatusCode::CONFLICT, "not_refundable"),
         CheckoutError::NotShipped => (StatusCode::CONFLICT, "not_shipped"),

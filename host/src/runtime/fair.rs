@@ -155,9 +155,17 @@ impl Drop for FairPermit {
         // Hand the permit over outside the lock. A waiter that went away between being
         // picked and being sent to gives it back, and the next one is tried.
         loop {
-            let Some(waiter) = shared.lock().next_waiter() else {
-                shared.lock().available += 1;
-                return;
+            // Picking a waiter and freeing the permit happen under one lock: between two
+            // locks an acquirer could see no free permit, queue, and never be woken.
+            let waiter = {
+                let mut state = shared.lock();
+                match state.next_waiter() {
+                    Some(waiter) => waiter,
+                    None => {
+                        state.available += 1;
+                        return;
+                    }
+                }
             };
             match waiter.tx.send(FairPermit { shared: Some(shared) }) {
                 Ok(()) => return,
@@ -211,6 +219,30 @@ mod tests {
         assert_eq!(order, [0, 5, 1, 2, 3, 4]);
         for t in tasks {
             t.await.unwrap();
+        }
+        assert_eq!(sem.available(), 1);
+    }
+
+    /// Release and acquire racing on two threads: every acquirer is eventually served
+    /// (a permit freed while an acquirer queues must not be lost).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_waiter_is_forgotten_when_release_and_acquire_race() {
+        let sem = FairSemaphore::new(1);
+        let mut tasks = Vec::new();
+        for key in 0..8 {
+            let sem = sem.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..2_000 {
+                    let permit = sem.acquire(key).await.unwrap();
+                    drop(permit);
+                }
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("an acquirer was never woken")
+                .unwrap();
         }
         assert_eq!(sem.available(), 1);
     }

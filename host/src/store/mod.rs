@@ -43,6 +43,10 @@ pub enum StoreError {
     Flush(String),
     #[error("a stored record is unreadable: {0}")]
     Corrupt(String),
+    /// A read-modify-write lost: the record changed (or went) since it was read. The
+    /// caller reads it again; nothing was written.
+    #[error("{0} changed meanwhile; nothing was written")]
+    Conflict(String),
 }
 
 /// The process's database.

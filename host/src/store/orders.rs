@@ -95,6 +95,13 @@ pub struct Transition {
     pub note: Option<String>,
 }
 
+/// Why an order save's transaction gave up.
+enum SaveAbort {
+    /// The stored order is not the version the caller read.
+    Conflict,
+    Corrupt(String),
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OrderRecord {
     pub id: String,
@@ -124,6 +131,10 @@ pub struct OrderRecord {
     /// total once refunded. Only a full refund returns the stock.
     #[serde(default)]
     pub refunded: i64,
+    /// Bumped by every save: a save of a copy read before another save is refused
+    /// (`StoreError::Conflict`) instead of overwriting it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl OrderRecord {
@@ -462,13 +473,15 @@ impl SledOrders {
     }
 
     /// Saves an order, returning its units to stock (and taking them off the user's
-    /// counters) first when `release` is set and they were not returned yet.
+    /// counters) first when `release` is set and the *stored* order has not returned
+    /// them yet. A compare-and-swap on `version`: when the stored order is not the one
+    /// `order` was read as (another save came between), nothing is written and
+    /// `StoreError::Conflict` says so. `order` takes the stored version and flag only
+    /// once the transaction committed.
     pub fn save(&self, order: &mut OrderRecord, release: bool) -> Result<(), StoreError> {
-        let give_back = release && !order.stock_released;
-        if give_back {
-            order.stock_released = true;
-        }
-        let record = encode(order)?;
+        let expected = order.version;
+        let mut next = order.clone();
+        next.version = expected + 1;
         let lines = units(order);
         let payment = order
             .payment
@@ -477,7 +490,7 @@ impl SledOrders {
         let by_time = time_key(order.created_at, &order.id);
         let unsettled_now = order.is_unsettled();
         let user_id = order.user_id.clone();
-        (
+        let gave_back = (
             &self.stock,
             &self.orders,
             &self.by_payment,
@@ -485,6 +498,20 @@ impl SledOrders {
             &self.unsettled,
         )
             .transaction(|(stock, orders, by_payment, purchases, unsettled)| {
+                let stored: OrderRecord = match orders.get(order.id.as_bytes())? {
+                    Some(bytes) => {
+                        decode(&bytes).map_err(|e| Abortable::Abort(SaveAbort::Corrupt(e.to_string())))?
+                    }
+                    None => return Err(Abortable::Abort(SaveAbort::Conflict)),
+                };
+                if stored.version != expected {
+                    return Err(Abortable::Abort(SaveAbort::Conflict));
+                }
+                let give_back = release && !stored.stock_released;
+                let mut record = next.clone();
+                record.stock_released = stored.stock_released || give_back;
+                let record =
+                    encode(&record).map_err(|e| Abortable::Abort(SaveAbort::Corrupt(e.to_string())))?;
                 if give_back {
                     return_units(stock, purchases, &user_id, &lines)?;
                 }
@@ -497,12 +524,18 @@ impl SledOrders {
                 } else {
                     unsettled.remove(by_time.as_slice())?;
                 }
-                Ok::<(), Abortable<()>>(())
+                Ok::<bool, Abortable<SaveAbort>>(stored.stock_released || give_back)
             })
             .map_err(|e| match e {
                 TransactionError::Storage(s) => StoreError::Sled(s),
-                TransactionError::Abort(()) => StoreError::Corrupt("order save aborted".into()),
-            })
+                TransactionError::Abort(SaveAbort::Conflict) => {
+                    StoreError::Conflict(format!("order {}", order.id))
+                }
+                TransactionError::Abort(SaveAbort::Corrupt(why)) => StoreError::Corrupt(why),
+            })?;
+        order.version = expected + 1;
+        order.stock_released = gave_back;
+        Ok(())
     }
 
     /// Deletes an order that never happened (its payment was declined), returning its
@@ -511,22 +544,31 @@ impl SledOrders {
         let lines = units(order);
         let index = user_key(&order.user_id, order.created_at, &order.id);
         let by_time = time_key(order.created_at, &order.id);
-        let give_back = !order.stock_released;
         self.placement_trees()
             .transaction(
                 |(stock, orders, user_orders, time_orders, purchases, unsettled)| {
-                    if orders.remove(order.id.as_bytes())?.is_some() && give_back {
+                    // Whether the units are still out is the stored order's to say, not
+                    // the caller's copy's (a concurrent save may have returned them).
+                    let held = match orders.remove(order.id.as_bytes())? {
+                        Some(bytes) => {
+                            !decode::<OrderRecord>(&bytes)
+                                .map_err(|e| Abortable::Abort(e.to_string()))?
+                                .stock_released
+                        }
+                        None => false,
+                    };
+                    if held {
                         return_units(stock, purchases, &order.user_id, &lines)?;
                     }
                     user_orders.remove(index.as_slice())?;
                     time_orders.remove(by_time.as_slice())?;
                     unsettled.remove(by_time.as_slice())?;
-                    Ok::<(), Abortable<()>>(())
+                    Ok::<(), Abortable<String>>(())
                 },
             )
             .map_err(|e| match e {
                 TransactionError::Storage(s) => StoreError::Sled(s),
-                TransactionError::Abort(()) => StoreError::Corrupt("order discard aborted".into()),
+                TransactionError::Abort(why) => StoreError::Corrupt(why),
             })
     }
 
@@ -556,10 +598,27 @@ impl SledOrders {
     /// Ids of the unsettled orders created at or before `created_before` (Unix ms),
     /// oldest first, at most `limit`.
     pub fn unsettled(&self, created_before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.unsettled_where(created_before, limit, |_| true)
+    }
+
+    /// As [`Self::unsettled`], only the ones `wanted` keeps (skipped ones do not count
+    /// against `limit`, so orders waiting for a retry do not hide newer ones).
+    pub fn unsettled_where(
+        &self,
+        created_before: i64,
+        limit: usize,
+        mut wanted: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
         let end = format!("{:020}~", created_before.max(0)).into_bytes();
         let mut out = Vec::new();
-        for item in self.unsettled.range(..end).take(limit) {
-            out.push(String::from_utf8_lossy(&item?.1).into_owned());
+        for item in self.unsettled.range(..end) {
+            if out.len() >= limit {
+                break;
+            }
+            let id = String::from_utf8_lossy(&item?.1).into_owned();
+            if wanted(&id) {
+                out.push(id);
+            }
         }
         Ok(out)
     }

@@ -35,6 +35,9 @@ pub struct ShopOptions {
     pub fast_reconciler: bool,
     /// Appended to the config (e.g. another payment plugin).
     pub extra: String,
+    /// Let one customer run this many checkouts at once (and the process as many):
+    /// for tests that rush one account with parallel checkouts. Default: the server's.
+    pub parallel_checkouts: Option<u32>,
 }
 
 impl Default for ShopOptions {
@@ -48,6 +51,7 @@ impl Default for ShopOptions {
             tax_fuel: None,
             fast_reconciler: false,
             extra: String::new(),
+            parallel_checkouts: None,
         }
     }
 }
@@ -141,11 +145,16 @@ config = {{ rates = '{{"US-CA": 725, "DE": 1900, "*": 0}}' }}
     } else {
         "[]"
     };
-    let reconciler = if opts.fast_reconciler {
-        "reconcile_every_secs = 1\nreconcile_stale_secs = 1"
+    let mut reconciler = if opts.fast_reconciler {
+        "reconcile_every_secs = 1\nreconcile_stale_secs = 1".to_string()
     } else {
-        ""
+        String::new()
     };
+    if let Some(n) = opts.parallel_checkouts {
+        reconciler.push_str(&format!(
+            "\nmax_in_flight = {n}\nmax_in_flight_per_customer = {n}"
+        ));
+    }
     let text = format!(
         r#"
 [checkout]
