@@ -1,6 +1,7 @@
 //! Floods of `GET /auth/oauth/{provider}/start`: throttled per address, the logins in
-//! progress bounded (`plinth_oauth_pending_logins` in `/metrics`), a full table refuses
-//! new starts without evicting a login a browser is in the middle of.
+//! progress bounded (`plinth_oauth_pending_logins` in `/metrics`); at the cap a flooding
+//! network's new starts are refused and its oldest logins make room for other networks,
+//! never a login a browser elsewhere is in the middle of.
 
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -92,7 +93,7 @@ async fn a_flood_of_starts_from_one_address_is_throttled_and_holds_no_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_table_refuses_new_starts_and_a_login_under_way_completes() {
+async fn a_full_table_refuses_the_flooder_serves_everyone_else_and_a_login_under_way_completes() {
     const CAP: usize = 200;
     let addr = free_addr();
     let idp = idp().await;
@@ -109,14 +110,15 @@ async fn a_full_table_refuses_new_starts_and_a_login_under_way_completes() {
     let b = browser(&app);
     let authorize = start(&app, &b, "local", Some(&app.url("/auth/me"))).await;
 
-    // Many addresses (behind the trusted proxy, each with a spoofed first entry) fill
-    // the table; then new starts are refused, whatever the address.
-    let many: fn(usize) -> String = |i| format!("6.6.6.6, 10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+    // Many addresses of one network (behind the trusted proxy, each with a spoofed
+    // first entry, each under its own per-address limit) fill the table.
+    let many: fn(usize) -> String = |i| format!("6.6.6.6, 10.0.0.{}", i & 255);
     let (statuses, _) = starts(&app, CAP - 1, Some(many)).await;
     assert!(statuses.iter().all(|s| *s == StatusCode::FOUND), "{statuses:?}");
     assert_eq!(pending_gauge(&app).await, CAP as u64);
-    let fresh: fn(usize) -> String = |i| format!("10.200.{}.{}", i >> 8, i & 255);
-    let (statuses, mut samples) = starts(&app, 50, Some(fresh)).await;
+    // More from that network are refused: it holds the most already.
+    let flooder: fn(usize) -> String = |i| format!("10.0.0.{}", 200 + i);
+    let (statuses, mut samples) = starts(&app, 50, Some(flooder)).await;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
         "{statuses:?}"
@@ -124,6 +126,10 @@ async fn a_full_table_refuses_new_starts_and_a_login_under_way_completes() {
     let resp = take(&mut samples, StatusCode::SERVICE_UNAVAILABLE);
     assert!(resp.headers().get("retry-after").is_some());
     assert_eq!(error_code(resp, 503).await["error"]["code"], "oauth_busy");
+    // Browsers from other networks still start, each in place of the flooder's oldest.
+    let fresh: fn(usize) -> String = |i| format!("10.{}.7.1", 100 + i);
+    let (statuses, _) = starts(&app, 50, Some(fresh)).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::FOUND), "{statuses:?}");
     assert_eq!(pending_gauge(&app).await, CAP as u64);
 
     // The login that was under way was not evicted: it completes.

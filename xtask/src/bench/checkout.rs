@@ -29,6 +29,9 @@ pub const CONFIG: &str = r#"
 [checkout]
 payment = "stripe"
 rules = ["tax"]
+# One bench account checks out on every connection at once (the server allows 4 per
+# customer by default).
+max_in_flight_per_customer = 32
 
 [[plugin]]
 name = "stripe"

@@ -163,7 +163,7 @@ impl OAuth {
         let name = p.config.name.clone();
         let started = self
             .pending
-            .start(name.clone(), return_url, link_user_id)
+            .start(name.clone(), return_url, link_user_id, client)
             .map_err(|pending::Full| OAuthError::Busy)?;
         let mut url = authorize;
         {

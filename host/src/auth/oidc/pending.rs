@@ -4,11 +4,17 @@
 //! They sit behind [`PendingStore`], whose contract is what a database shared by
 //! replicas can keep too (a login started on one replica finishes on another): insert
 //! refuses past a hard cap instead of evicting live logins, take is atomic and single
-//! use, and expiry is the store's. [`MemoryPending`] is the one-process store: a map
-//! plus a time-ordered index, so every operation is O(log n) and a flood of starts
-//! never makes a login scan the table. A restart forgets them: the user clicks again.
+//! use, and expiry is the store's. At the cap, a new login may take the place of the
+//! oldest login of the *network* (IPv4 /24, IPv6 /48) holding the most, and only when
+//! that network holds at least two more than the newcomer's: a flood from a few networks
+//! then costs its own logins, never a login a browser from elsewhere is in the middle
+//! of, and the flooder's own new starts are refused (503). [`MemoryPending`] is the
+//! one-process store: a map plus a time-ordered index and per-network counts, so every
+//! operation is O(log n) and a flood of starts never makes a login scan the table. A
+//! restart forgets them: the user clicks again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -62,15 +68,29 @@ pub struct PendingLogin {
     pub link_user_id: Option<String>,
     /// SHA-256 of the cookie secret of the browser that started it.
     binding: [u8; 32],
+    /// The network of the client that started it (see [`network_of`]).
+    network: IpAddr,
 }
 
-/// The store is at its cap: the start is refused (503), no live login is evicted.
+/// The network a client address counts in for the cap: its IPv4 /24 or IPv6 /48 (what
+/// one party commonly holds).
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & 0xffff_ff00)),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1))),
+    }
+}
+
+/// The store is at its cap and the newcomer's network holds as many as any: the start
+/// is refused (503).
 #[derive(Debug)]
 pub struct Full;
 
 /// Where logins in progress are kept.
 pub trait PendingStore: Send + Sync {
-    /// Keeps `login` under `key` for [`PENDING_TTL`]; `Err(Full)` at the cap.
+    /// Keeps `login` under `key` for [`PENDING_TTL`]. At the cap it takes the place of
+    /// the oldest login of the network holding the most, if that network holds at
+    /// least two more than `login`'s; otherwise `Err(Full)`.
     fn insert(&self, key: StateKey, login: PendingLogin) -> Result<(), Full>;
     /// Removes the login under `key` and returns it if it has not expired: at most one
     /// caller ever gets it.
@@ -90,6 +110,10 @@ struct Table {
     logins: HashMap<StateKey, (Age, PendingLogin)>,
     /// The same logins in expiry order; the sequence number breaks ties.
     by_age: BTreeMap<Age, StateKey>,
+    /// Each network's logins, oldest first.
+    nets: HashMap<IpAddr, BTreeSet<Age>>,
+    /// (logins held, network) for every network holding any: the last is the heaviest.
+    weights: BTreeSet<(usize, IpAddr)>,
     next: u64,
 }
 
@@ -98,13 +122,74 @@ type Age = (Instant, u64);
 impl Table {
     /// Drops expired logins from the old end: amortized O(log n) per login ever added.
     fn expire(&mut self, now: Instant) {
-        while let Some(entry) = self.by_age.first_entry() {
-            if entry.key().0 > now {
+        while let Some((age, key)) = self.by_age.first_key_value() {
+            if age.0 > now {
                 break;
             }
-            let key = entry.remove();
-            self.logins.remove(&key);
+            let key = *key;
+            self.remove(&key);
         }
+    }
+
+    fn held_by(&self, net: &IpAddr) -> usize {
+        self.nets.get(net).map_or(0, BTreeSet::len)
+    }
+
+    /// Moves `net` from weight `before` to `before ± 1`.
+    fn reweigh(&mut self, net: IpAddr, before: usize, after: usize) {
+        self.weights.remove(&(before, net));
+        if after > 0 {
+            self.weights.insert((after, net));
+        }
+    }
+
+    fn add(&mut self, key: StateKey, age: Age, login: PendingLogin) {
+        let net = login.network;
+        let before = self.held_by(&net);
+        self.by_age.insert(age, key);
+        self.nets.entry(net).or_default().insert(age);
+        self.reweigh(net, before, before + 1);
+        // 256 random bits never collide; if they did, the old entry leaves every index.
+        if let Some((old_age, old)) = self.logins.insert(key, (age, login)) {
+            self.by_age.remove(&old_age);
+            self.forget_in_net(old.network, old_age);
+        }
+    }
+
+    fn remove(&mut self, key: &StateKey) -> Option<(Age, PendingLogin)> {
+        let (age, login) = self.logins.remove(key)?;
+        self.by_age.remove(&age);
+        self.forget_in_net(login.network, age);
+        Some((age, login))
+    }
+
+    fn forget_in_net(&mut self, net: IpAddr, age: Age) {
+        let before = self.held_by(&net);
+        if let Some(ages) = self.nets.get_mut(&net) {
+            if ages.remove(&age) {
+                if ages.is_empty() {
+                    self.nets.remove(&net);
+                }
+                self.reweigh(net, before, before - 1);
+            }
+        }
+    }
+
+    /// Makes room for a login from `net` at the cap: drops the oldest login of the
+    /// heaviest network if it holds at least two more than `net`. Whether it did.
+    fn evict_for(&mut self, net: &IpAddr) -> bool {
+        let Some(&(most, heavy)) = self.weights.last() else {
+            return false;
+        };
+        if most < self.held_by(net) + 2 {
+            return false;
+        }
+        let oldest = self.nets.get(&heavy).and_then(|ages| ages.first().copied());
+        let Some(key) = oldest.and_then(|age| self.by_age.get(&age).copied()) else {
+            return false;
+        };
+        self.remove(&key);
+        true
     }
 }
 
@@ -126,24 +211,18 @@ impl PendingStore for MemoryPending {
         let now = Instant::now();
         let mut t = self.table();
         t.expire(now);
-        if t.logins.len() >= self.cap {
+        if t.logins.len() >= self.cap && !t.evict_for(&login.network) {
             return Err(Full);
         }
         let age = (now + PENDING_TTL, t.next);
         t.next += 1;
-        t.by_age.insert(age, key);
-        // 256 random bits never collide; if they did, the old entry leaves both maps.
-        if let Some((old, _)) = t.logins.insert(key, (age, login)) {
-            t.by_age.remove(&old);
-        }
+        t.add(key, age, login);
         Ok(())
     }
 
     fn take(&self, key: &StateKey) -> Option<PendingLogin> {
         let now = Instant::now();
-        let mut t = self.table();
-        let (age, login) = t.logins.remove(key)?;
-        t.by_age.remove(&age);
+        let (age, login) = self.table().remove(key)?;
         (age.0 > now).then_some(login)
     }
 
@@ -178,6 +257,7 @@ impl PendingLogins {
         provider: ProviderName,
         return_url: Url,
         link_user_id: Option<String>,
+        client: IpAddr,
     ) -> Result<Started, Full> {
         let (state, nonce, verifier, binding) =
             (random_secret(), random_secret(), random_secret(), random_secret());
@@ -188,6 +268,7 @@ impl PendingLogins {
             return_url,
             link_user_id,
             binding: hash(&binding),
+            network: network_of(client),
         };
         self.store.insert(StateKey::of(&state), login)?;
         Ok(Started {
@@ -234,27 +315,33 @@ mod tests {
         let logins = PendingLogins::new(Box::new(MemoryPending::new(10)));
         let google = ProviderName::parse("google").unwrap();
         let url = Url::parse("https://shop.example/").unwrap();
-        let s = logins.start(google.clone(), url.clone(), None).unwrap();
+        let s = logins.start(google.clone(), url.clone(), None, HOME).unwrap();
         assert!(logins.take(&s.state, Some(&s.binding), &google).is_some());
         assert!(
             logins.take(&s.state, Some(&s.binding), &google).is_none(),
             "single use"
         );
 
-        let s = logins.start(google.clone(), url.clone(), None).unwrap();
+        let s = logins.start(google.clone(), url.clone(), None, HOME).unwrap();
         assert!(logins.take(&s.state, Some("another browser"), &google).is_none());
         assert!(
             logins.take(&s.state, Some(&s.binding), &google).is_none(),
             "burnt by the failed try"
         );
 
-        let s = logins.start(google.clone(), url, None).unwrap();
+        let s = logins.start(google.clone(), url, None, HOME).unwrap();
         let other = ProviderName::parse("github").unwrap();
         assert!(logins.take(&s.state, Some(&s.binding), &other).is_none());
         assert_ne!(s.state, s.nonce);
     }
 
+    const HOME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+
     fn login() -> PendingLogin {
+        login_from(HOME)
+    }
+
+    fn login_from(client: IpAddr) -> PendingLogin {
         PendingLogin {
             provider: ProviderName::parse("google").unwrap(),
             nonce: random_secret(),
@@ -262,6 +349,7 @@ mod tests {
             return_url: Url::parse("https://shop.example/").unwrap(),
             link_user_id: None,
             binding: hash("browser"),
+            network: network_of(client),
         }
     }
 
@@ -288,6 +376,49 @@ mod tests {
     }
 
     #[test]
+    fn at_the_cap_a_flooding_network_loses_its_oldest_logins_not_anyone_elses() {
+        let store = MemoryPending::new(4);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        store
+            .insert(StateKey::of("alice"), login_from(ip("198.51.100.9")))
+            .unwrap();
+        // One /24 (and one /48) fills the rest.
+        for (i, key) in ["f1", "f2", "f3"].iter().enumerate() {
+            store
+                .insert(StateKey::of(key), login_from(ip(&format!("203.0.113.{i}"))))
+                .unwrap();
+        }
+        // The flooder's own next start is refused: it already holds the most.
+        assert!(store
+            .insert(StateKey::of("f4"), login_from(ip("203.0.113.200")))
+            .is_err());
+        // Someone from elsewhere takes the place of the flooder's oldest.
+        store
+            .insert(StateKey::of("bob"), login_from(ip("2001:db8:1::1")))
+            .unwrap();
+        assert!(store.take(&StateKey::of("f1")).is_none(), "evicted");
+        // Then the flooder holds 2 against bob's network's 1: no more evictions for
+        // that network (no ping-pong), and alice was never touched.
+        assert!(store
+            .insert(StateKey::of("bob2"), login_from(ip("2001:db8:1:ffff::2")))
+            .is_err());
+        assert!(store.take(&StateKey::of("alice")).is_some());
+        let t = store.table();
+        assert_eq!(t.logins.len(), 3);
+        let weights: usize = t.weights.iter().map(|(n, _)| n).sum();
+        assert_eq!(weights, 3, "the per-network counts follow the table");
+        assert_eq!(t.nets.values().map(BTreeSet::len).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn networks_are_ipv4_slash_24_and_ipv6_slash_48() {
+        let n = |s: &str| network_of(s.parse().unwrap()).to_string();
+        assert_eq!(n("203.0.113.77"), "203.0.113.0");
+        assert_eq!(n("::ffff:203.0.113.77"), "203.0.113.0");
+        assert_eq!(n("2001:db8:aa:bb::1"), "2001:db8:aa::");
+    }
+
+    #[test]
     fn expired_logins_are_not_taken_and_leave_the_store() {
         let store = MemoryPending::new(2);
         let past = Instant::now();
@@ -295,9 +426,7 @@ mod tests {
             // Two logins that expired just now, as if started 10 minutes ago.
             let mut t = store.table();
             for (i, name) in ["old1", "old2"].iter().enumerate() {
-                let age = (past, i as u64);
-                t.by_age.insert(age, StateKey::of(name));
-                t.logins.insert(StateKey::of(name), (age, login()));
+                t.add(StateKey::of(name), (past, i as u64), login());
             }
             t.next = 2;
         }
