@@ -174,3 +174,38 @@ async fn a_flooded_plugin_leaves_instances_and_cpu_to_the_others() {
     assert!(busy >= 30 && timed_out >= 1, "{busy} busy, {timed_out} timed out");
     app.stop().await;
 }
+
+/// A guest that became busy and then sleeps in a host call (WASI's clock) holds no busy
+/// lane while it sleeps: another plugin's CPU-bound call runs instead of waiting for
+/// the sleep to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_guest_leaves_the_busy_lane_to_others() {
+    let plugins = format!(
+        "{}{}",
+        hostile_plugin("sleeper", "limits = { timeout_ms = 8000 }"),
+        hostile_plugin("worker", "limits = { timeout_ms = 8000 }")
+    );
+    // One lane: whatever the sleeper holds, nobody else has.
+    let text = config_text(&plugins).replace("max_instances = 64", "max_instances = 64\nbusy_lanes = 1");
+    let app = spawn_app_with_config(&text, tempfile::tempdir().unwrap(), None).await;
+
+    let sleeper = {
+        let (client, url) = (
+            app.client.clone(),
+            app.url("/plugins/sleeper/spin-then-sleep?mega=100&ms=4000"),
+        );
+        tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
+    };
+    // Its spinning (a few ticks: a busy guest, on the lane) is over; it sleeps now.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let started = std::time::Instant::now();
+    let resp = app.get("/plugins/worker/spin?mega=100").await;
+    let took = started.elapsed();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        took < Duration::from_millis(2500),
+        "a CPU-bound call waited {took:?} for the sleeping guest's lane"
+    );
+    assert_eq!(sleeper.await.unwrap(), 200);
+    app.stop().await;
+}

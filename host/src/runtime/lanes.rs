@@ -3,7 +3,8 @@
 //! A guest that is still running at an epoch tick is *regulated*: from then on it runs
 //! wasm only while it holds one of the runtime's lanes. At every tick it gives its lane
 //! up, yields (tokio puts it at the back of the run queue) and queues for a lane again;
-//! while it waits on the network (`outbound`) it holds none. Lanes are handed out round
+//! while it waits on the network (`outbound`) or in `wasi:io/poll` (a sleep: see
+//! `wasi_poll.rs`) it holds none. Lanes are handed out round
 //! robin between plugins ([`FairSemaphore`]). A guest still running at its second tick
 //! (it has used at least a whole tick of CPU) is *busy*, and while a plugin has busy
 //! guests its new invocations start only once they hold a lane, so a flooded CPU-bound

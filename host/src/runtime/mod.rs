@@ -15,6 +15,7 @@ mod limits;
 mod outbound;
 mod registry;
 mod state;
+mod wasi_poll;
 mod worlds;
 
 use std::collections::BTreeMap;

@@ -70,6 +70,7 @@ impl Plugin {
 pub fn linker_for(engine: &Engine, world: World) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    super::wasi_poll::shadow(&mut linker)?;
     match world {
         World::Http => http::HttpPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,
         World::Weather => weather::WeatherPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?,

@@ -72,6 +72,16 @@ impl PluginState {
     }
 }
 
+impl PluginState {
+    /// The resource table with the invocation's lane, for `wasi:io/poll`.
+    pub(super) fn laned_io(&mut self) -> super::wasi_poll::LanedIo<'_> {
+        super::wasi_poll::LanedIo {
+            table: &mut self.table,
+            lane: &self.call.lane,
+        }
+    }
+}
+
 /// Rules must be pure functions of their input: their clocks are frozen at the Unix
 /// epoch and their random numbers come from a fixed seed (the checkout's time is in the
 /// cart). `std` still works in them (e.g. `HashMap`'s seeding), deterministically.

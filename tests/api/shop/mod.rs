@@ -241,6 +241,19 @@ impl Shop {
             .unwrap()
     }
 
+    /// The PaymentIntents localstripe holds for the shopper's checkout with `key` (the
+    /// order id is derived from the user and the key, as the server does). Other tests
+    /// share localstripe, so counting all intents would race with them.
+    pub async fn intents_for_key(&self, key: &str) -> Vec<Value> {
+        let me = json(self.app.get_as(&self.shopper, "/auth/me").await).await;
+        let user_id = me["user"]["id"].as_str().unwrap().to_string();
+        let order_id = {
+            use sha2::{Digest, Sha256};
+            hex::encode(&Sha256::digest(format!("{user_id}\u{0}{key}").as_bytes())[..16])
+        };
+        localstripe().await.intents_for(&order_id).await
+    }
+
     pub async fn checkout(&self, key: &str, body: &Value) -> reqwest::Response {
         self.checkout_as(&self.shopper, key, body).await
     }

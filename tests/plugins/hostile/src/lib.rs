@@ -59,6 +59,7 @@ impl Guest for Hostile {
                 Ok(HttpResponse::text(200, "logged"))
             }
             "/spin" => spin_for(&req),
+            "/spin-then-sleep" => spin_then_sleep(&req),
             // An upstream's words about credentials, which must not reach the client.
             "/upstream-error" => Err(Error::Upstream(
                 "vendor answered 401: invalid api key sk_live_hostile_4242".into(),
@@ -85,6 +86,15 @@ fn spin_for(req: &HttpRequest) -> Result<HttpResponse, Error> {
         n = black_box(n.wrapping_add(1));
     }
     Ok(HttpResponse::text(200, format!("spun {n}")))
+}
+
+/// Burns CPU like `/spin` (long enough to be a busy guest), then sleeps `?ms=N`
+/// (default 3000) in WASI's clock: time in a host call, off the CPU.
+fn spin_then_sleep(req: &HttpRequest) -> Result<HttpResponse, Error> {
+    let spun = spin_for(req)?;
+    let ms: u64 = req.query_param("ms").and_then(|v| v.parse().ok()).unwrap_or(3000);
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    Ok(spun)
 }
 
 fn allocate_forever() -> Result<HttpResponse, Error> {
