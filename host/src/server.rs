@@ -206,7 +206,7 @@ impl Refused {
             tracing::warn!(
                 refused = self.since_report,
                 max_connections,
-                "at the connection limit: refusing new connections with 503"
+                "at a connection limit (in all, or one address's): refusing new connections with 503"
             );
             self.since_report = 0;
             self.last_report = Some(Instant::now());
@@ -462,6 +462,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(1),
             keep_alive_idle: Duration::from_millis(200),
             request_timeout: Duration::from_secs(1),
+            longest_request: Duration::from_secs(1),
             max_connections: 8,
             max_connections_per_ip: 3,
         }

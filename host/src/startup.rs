@@ -116,11 +116,19 @@ impl Application {
             max_body_bytes: config.server.max_body_bytes,
             request_timeout: config.server.connections.request_timeout,
         });
+        // Shutdown waits for the longest request any route may take.
+        let limits = ConnectionLimits {
+            longest_request: crate::http::longest_request(
+                &state.runtime,
+                config.server.connections.request_timeout,
+            ),
+            ..config.server.connections
+        };
         Ok(Self {
             listener,
             state,
             addr,
-            limits: config.server.connections,
+            limits,
         })
     }
 

@@ -16,10 +16,11 @@ use crate::config::RateLimits;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
-/// Attempts one table remembers at most (a few MB). Past it the oldest attempt is
-/// forgotten to make room: a flood of fresh addresses or usernames costs the flooder a
-/// little of its own limits' memory, never everyone else's access (refusing instead
-/// would lock every client out for the length of the window).
+/// Live attempts one table remembers at most (a few MB). Past it the oldest attempt is
+/// forgotten to make room: refusing instead would lock every client out for the length
+/// of the window. Refunded attempts (a successful login, one turned away because the
+/// hash pool was full) do not count, so only attempts that really cost something (a
+/// failed login runs argon2) can push old ones out.
 const MAX_TRACKED: usize = 100_000;
 
 /// What a client address counts as: itself, or its /64 for IPv6.
@@ -66,6 +67,9 @@ struct Windows<K> {
     window: Duration,
     logs: HashMap<K, Log>,
     order: VecDeque<(Instant, K)>,
+    /// Attempts in `logs` (the queue also holds the entries of refunded ones until they
+    /// leave it or the queue is compacted).
+    live: usize,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
@@ -74,6 +78,7 @@ impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
             window,
             logs: HashMap::new(),
             order: VecDeque::new(),
+            live: 0,
         }
     }
 
@@ -97,6 +102,7 @@ impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
         if let Some(log) = self.logs.get_mut(&key) {
             if log.attempts.front() == Some(&at) {
                 log.attempts.pop_front();
+                self.live -= 1;
             }
             if log.attempts.is_empty() {
                 self.logs.remove(&key);
@@ -104,23 +110,44 @@ impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
         }
     }
 
+    /// Rebuilds the queue from the logs, dropping the entries of refunded attempts:
+    /// O(n log n) once per [`MAX_TRACKED`] queue entries, so a flood of refunded
+    /// attempts costs bounded memory.
+    fn compact(&mut self) {
+        let mut order: Vec<(Instant, K)> = self
+            .logs
+            .iter()
+            .flat_map(|(key, log)| log.attempts.iter().map(move |at| (*at, key.clone())))
+            .collect();
+        order.sort_by_key(|(at, _)| *at);
+        self.order = order.into();
+    }
+
     fn log(&self, key: &K) -> Option<&Log> {
         self.logs.get(key)
     }
 
     fn record(&mut self, key: K, now: Instant) {
-        while self.order.len() >= MAX_TRACKED {
+        while self.live >= MAX_TRACKED {
             self.forget_oldest();
+        }
+        if self.order.len() >= 2 * MAX_TRACKED {
+            self.compact();
         }
         self.logs.entry(key.clone()).or_default().attempts.push_back(now);
         self.order.push_back((now, key));
+        self.live += 1;
     }
 
-    /// Takes back the attempt made at `at`.
+    /// Takes back the attempt made at `at`: it no longer counts, nor takes room.
     fn refund(&mut self, key: &K, at: Instant) {
         if let Some(log) = self.logs.get_mut(key) {
             if let Some(pos) = log.attempts.iter().position(|t| *t == at) {
                 log.attempts.remove(pos);
+                self.live -= 1;
+                if log.attempts.is_empty() {
+                    self.logs.remove(key);
+                }
             }
         }
     }
@@ -317,6 +344,30 @@ mod tests {
         // The newest addresses are still limited.
         let last = IpAddr::from((MAX_TRACKED as u32 + 9).to_be_bytes());
         assert!(l.try_acquire(last).is_err());
+    }
+
+    #[test]
+    fn refunded_attempts_push_no_failures_out_and_cost_bounded_memory() {
+        let l = limiter();
+        let ip: IpAddr = "10.9.9.9".parse().unwrap();
+        for _ in 0..3 {
+            l.begin("target", ip).unwrap();
+        }
+        // A flood of attempts that are all refunded (the hash pool was full, or they
+        // succeeded), far past the table's cap, from many addresses.
+        for i in 0..3 * MAX_TRACKED as u32 {
+            let a = l
+                .begin(&format!("u{}", i % 7), IpAddr::from(i.to_be_bytes()))
+                .unwrap();
+            l.succeeded(a);
+        }
+        assert!(
+            l.begin("target", "10.9.9.10".parse().unwrap()).is_err(),
+            "the target's failures are still counted"
+        );
+        let users = l.users.lock().unwrap();
+        assert!(users.order.len() <= 2 * MAX_TRACKED, "{}", users.order.len());
+        assert_eq!(users.live, 3);
     }
 
     #[test]

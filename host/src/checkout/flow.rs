@@ -439,6 +439,12 @@ impl Checkout {
                 });
                 let note = "the payment provider did not answer in time, but charged";
                 if let Err(e) = self.refund_and_close(order, OrderStatus::Failed, note, rid).await {
+                    if order.payment.as_ref().is_some_and(|p| p.refund_id.is_some()) {
+                        // The money went back; only recording it failed (or its flush):
+                        // the stored order is the truth, a save from here would undo it.
+                        tracing::error!(order_id = %order.id, error = %e, "an unanswered charge was refunded but the order could not be recorded");
+                        return e;
+                    }
                     // Keep the order (paid, with its charge) for an operator rather than
                     // lose track of the money.
                     tracing::error!(order_id = %order.id, error = %e, "refund of an unanswered charge failed");
@@ -548,8 +554,27 @@ impl Checkout {
         Ok(())
     }
 
-    /// Refunds a paid order (admin).
-    pub async fn refund(&self, order_id: &str, rid: &RequestId) -> Result<OrderRecord, CheckoutError> {
+    /// Refunds a paid order (admin). Once started it runs to its end in a task of its
+    /// own, like a checkout: cut off between the provider's refund and the save (the
+    /// client went, or the request deadline passed while it waited for the order's
+    /// lock), the money would be back and the order still sold.
+    pub async fn refund(
+        self: &std::sync::Arc<Self>,
+        order_id: &str,
+        rid: &RequestId,
+    ) -> Result<OrderRecord, CheckoutError> {
+        use tracing::Instrument;
+        let (this, id, rid) = (self.clone(), order_id.to_string(), rid.clone());
+        let run = async move { this.refund_now(&id, &rid).await };
+        match tokio::spawn(run.instrument(tracing::Span::current())).await {
+            Ok(refunded) => refunded,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: only when the runtime shuts down.
+            Err(_) => Err(CheckoutError::InProgress),
+        }
+    }
+
+    async fn refund_now(&self, order_id: &str, rid: &RequestId) -> Result<OrderRecord, CheckoutError> {
         let _order = self.order_locks.lock(order_id).await;
         let mut order = self.orders.get(order_id)?.ok_or(CheckoutError::OrderNotFound)?;
         if !order.status.is_sold() {

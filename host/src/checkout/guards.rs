@@ -91,6 +91,13 @@ impl Backoff {
     pub fn settled(&self, order_id: &str) {
         locked(&self.orders).remove(order_id);
     }
+
+    /// Forgets orders due for longer than the longest wait: the reconciler would have
+    /// taken them again had they still been unsettled (a webhook or an admin settled
+    /// them), so their entries would otherwise stay for the life of the process.
+    pub fn forget_stale(&self, now: std::time::Instant) {
+        locked(&self.orders).retain(|_, (_, next)| now.saturating_duration_since(*next) < self.max);
+    }
 }
 
 /// How many checkouts run at once, in all and per customer. Checkouts run in tasks of
@@ -240,6 +247,9 @@ mod tests {
         assert!(b.due("other", now));
         b.settled("o");
         assert!(b.due("o", now));
+        b.failed("gone", now);
+        b.forget_stale(now + 6 * s);
+        assert!(locked(&b.orders).is_empty(), "settled elsewhere, forgotten");
     }
 
     #[test]

@@ -92,15 +92,6 @@ impl Checkout {
     ) -> Result<Placed<A>, CheckoutError> {
         let scope = format!("{}/{}", p.user.id, key);
         let order_id = order_id_for(&p.user.id, key);
-        // Admitted before the key is claimed: a refused request leaves nothing behind
-        // and may simply be retried.
-        let ticket = self
-            .admission
-            .admit(&p.user.id)
-            .map_err(|refusal| match refusal {
-                Refusal::Customer => CheckoutError::TooManyOfYours(self.config.max_in_flight_per_customer),
-                Refusal::Everyone => CheckoutError::Busy,
-            })?;
         let started = tokio::time::Instant::now();
         loop {
             // A claim whose order a task of this process drives is never abandoned,
@@ -123,6 +114,21 @@ impl Checkout {
                 Claim::InFlight => return Ok(Placed::Busy),
             }
         }
+        // A fresh key runs only if admitted (replays and waits for a running key do
+        // not need a place); refused, the claim is given back, nothing stays behind and
+        // the request may simply be retried.
+        let ticket = match self.admission.admit(&p.user.id) {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                self.orders.release_claim(&scope)?;
+                return Err(match refusal {
+                    Refusal::Customer => {
+                        CheckoutError::TooManyOfYours(self.config.max_in_flight_per_customer)
+                    }
+                    Refusal::Everyone => CheckoutError::Busy,
+                });
+            }
+        };
         // The key is ours: from here on nothing may depend on the client staying.
         let checkout = self.clone();
         let run = async move {

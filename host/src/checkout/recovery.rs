@@ -107,6 +107,7 @@ impl Checkout {
     pub async fn reconcile_pass(&self) -> usize {
         let stale = i64::try_from(self.config.reconcile_stale.as_millis()).unwrap_or(i64::MAX);
         let now = std::time::Instant::now();
+        self.backoff.forget_stale(now);
         let ids = match self
             .orders
             .unsettled_where(now_ms().saturating_sub(stale), MAX_PER_PASS, |id| {

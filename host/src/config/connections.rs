@@ -22,6 +22,9 @@ pub struct ConnectionLimits {
     /// Connections served at once; one more gets a 503 `too_many_connections` and is
     /// closed.
     pub max_connections: usize,
+    /// The longest whole-request deadline of any route (a plugin route may exceed
+    /// `request_timeout`); set at start-up once the plugins are known.
+    pub longest_request: Duration,
     /// Connections one client address (an IPv6 client: its /64) may hold at once; one
     /// more gets the same 503. Off (= `max_connections`) behind trusted proxies unless set.
     pub max_connections_per_ip: usize,
@@ -33,7 +36,7 @@ impl ConnectionLimits {
     /// (two idle periods: asked to close, then dropped if stuck). Connections still
     /// open after it are closed, so a client cannot hold shutdown up.
     pub fn drain_limit(&self) -> Duration {
-        self.request_timeout + 2 * self.keep_alive_idle + Duration::from_secs(1)
+        self.longest_request.max(self.request_timeout) + 2 * self.keep_alive_idle + Duration::from_secs(1)
     }
 }
 
@@ -86,6 +89,7 @@ pub fn resolve(
         header_read_timeout: header,
         keep_alive_idle: idle,
         request_timeout: Duration::from_secs(request),
+        longest_request: Duration::from_secs(request),
         max_connections: max as usize,
         max_connections_per_ip: per_ip as usize,
     })

@@ -35,6 +35,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use openapi::ApiDoc;
+pub use plugins::longest_request;
 pub use request_context::current_request_id;
 pub use session_auth::SESSION_COOKIE;
 

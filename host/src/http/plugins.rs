@@ -129,7 +129,21 @@ pub(super) fn route_deadline(state: &AppState, path: &str) -> Option<Duration> {
         return None;
     }
     let plugin = state.runtime.plugin(split_plugin_path(path).0)?;
-    Some(plugin.caps.limits.timeout * 2 + Duration::from_secs(1))
+    Some(deadline_of(&plugin.caps.limits))
+}
+
+fn deadline_of(limits: &crate::config::Limits) -> Duration {
+    limits.timeout * 2 + Duration::from_secs(1)
+}
+
+/// The longest whole-request deadline of any route: `request_timeout`, or a plugin
+/// route's when longer (what shutdown must wait for, see `server::serve`).
+pub fn longest_request(runtime: &crate::runtime::Runtime, request_timeout: Duration) -> Duration {
+    runtime
+        .plugins()
+        .filter(|p| p.world() == World::Http)
+        .map(|p| deadline_of(&p.caps.limits))
+        .fold(request_timeout, Duration::max)
 }
 
 /// `/plugins/hello/a/b` → (`hello`, `/a/b`); the path is passed as received.

@@ -539,7 +539,8 @@ impl SledOrders {
     }
 
     /// Deletes an order that never happened (its payment was declined), returning its
-    /// units to stock.
+    /// units to stock. Like [`Self::save`], only the version the caller read:
+    /// `StoreError::Conflict` otherwise, nothing changed.
     pub fn discard(&self, order: &OrderRecord) -> Result<(), StoreError> {
         let lines = units(order);
         let index = user_key(&order.user_id, order.created_at, &order.id);
@@ -548,12 +549,17 @@ impl SledOrders {
             .transaction(
                 |(stock, orders, user_orders, time_orders, purchases, unsettled)| {
                     // Whether the units are still out is the stored order's to say, not
-                    // the caller's copy's (a concurrent save may have returned them).
-                    let held = match orders.remove(order.id.as_bytes())? {
+                    // the caller's copy's; and a copy older than the stored order (another
+                    // save came between) discards nothing.
+                    let held = match orders.get(order.id.as_bytes())? {
                         Some(bytes) => {
-                            !decode::<OrderRecord>(&bytes)
-                                .map_err(|e| Abortable::Abort(e.to_string()))?
-                                .stock_released
+                            let stored = decode::<OrderRecord>(&bytes)
+                                .map_err(|e| Abortable::Abort(SaveAbort::Corrupt(e.to_string())))?;
+                            if stored.version != order.version {
+                                return Err(Abortable::Abort(SaveAbort::Conflict));
+                            }
+                            orders.remove(order.id.as_bytes())?;
+                            !stored.stock_released
                         }
                         None => false,
                     };
@@ -563,12 +569,15 @@ impl SledOrders {
                     user_orders.remove(index.as_slice())?;
                     time_orders.remove(by_time.as_slice())?;
                     unsettled.remove(by_time.as_slice())?;
-                    Ok::<(), Abortable<String>>(())
+                    Ok::<(), Abortable<SaveAbort>>(())
                 },
             )
             .map_err(|e| match e {
                 TransactionError::Storage(s) => StoreError::Sled(s),
-                TransactionError::Abort(why) => StoreError::Corrupt(why),
+                TransactionError::Abort(SaveAbort::Conflict) => {
+                    StoreError::Conflict(format!("order {}", order.id))
+                }
+                TransactionError::Abort(SaveAbort::Corrupt(why)) => StoreError::Corrupt(why),
             })
     }
 
