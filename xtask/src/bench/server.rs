@@ -183,9 +183,13 @@ pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
     rest[..end].trim_end_matches('/').parse().ok()
 }
 
-/// The `[server]` and `[[plugin]]` config of a benchmark run.
+/// The `[server]` and `[[plugin]]` config of a benchmark run. Every bench connection
+/// comes from one address, so the per-address connection cap (256 by default) is lifted
+/// to the total: `--connections` above it measures the server, not the cap.
 pub fn render_config(plugins: &[(&str, &str, &Path)]) -> String {
-    let mut out = String::from("[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./data\"\n");
+    let mut out = String::from(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./data\"\nmax_connections_per_ip = 1024\n",
+    );
     for (name, world, source) in plugins {
         out.push_str(&format!(
             "\n[[plugin]]\nname = {}\nworld = {}\nsource = {}\n",
@@ -250,7 +254,7 @@ mod tests {
         let config = render_config(&[("hello", "http-plugin", source)]);
         assert_eq!(
             config,
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./data\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./data\"\nmax_connections_per_ip = 1024\n\n\
              [[plugin]]\nname = \"hello\"\nworld = \"http-plugin\"\n\
              source = \"/work/main/target/plugins/hello.wasm\"\n"
         );
