@@ -334,3 +334,21 @@ pub async fn wait_listening(child: &mut tokio::process::Child) -> String {
         .expect("a listening line");
     line.strip_prefix("plinth listening on ").unwrap().to_string()
 }
+
+/// `plinth serve --config config` on a free port with its data in `data`, its log (in
+/// `format`: `json` or `text`) written to the file `log`, so a test can read what the
+/// server logged; killed when the handle drops.
+pub fn serve_logging_to(config: &Path, data: &Path, log: &Path, format: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("PLINTH_LISTEN", "127.0.0.1:0")
+        .env("PLINTH_DATA_DIR", data)
+        .env("PLINTH_LOG_FORMAT", format)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}

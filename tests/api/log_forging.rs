@@ -2,9 +2,7 @@
 //! cannot start a line of its own in the server log, in the text format (escaped) or
 //! the JSON format. The real binary, its stderr captured.
 
-use std::path::Path;
-
-use crate::helpers::{config_text, hostile_plugin, wait_listening};
+use crate::helpers::{config_text, hostile_plugin, serve_logging_to, wait_listening};
 
 /// What an attacker would like to see as a line of its own in the log.
 const FORGED: &str = "2026-01-01T00:00:00Z  INFO forged: admin logged in";
@@ -39,21 +37,6 @@ async fn log_of_an_attack(format: &str) -> String {
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     std::fs::read_to_string(&log_path).unwrap()
-}
-
-fn serve_logging_to(config: &Path, data: &Path, log: &Path, format: &str) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("PLINTH_LISTEN", "127.0.0.1:0")
-        .env("PLINTH_DATA_DIR", data)
-        .env("PLINTH_LOG_FORMAT", format)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
 }
 
 /// No line of `log` begins with the forged text (the username is lowercased on its way

@@ -4,25 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::helpers::{plugin_path, wait_listening};
+use crate::helpers::{plugin_path, serve_logging_to, wait_listening};
 use crate::shop::binary::{Api, ShopDir};
 use crate::shop::{cart, ShopOptions, SECRET_KEY};
-
-/// The real binary with its log (JSON lines) going to `log`.
-fn serve_logging_to(config: &Path, data: &Path, log: &Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("PLINTH_LISTEN", "127.0.0.1:0")
-        .env("PLINTH_DATA_DIR", data)
-        .env("PLINTH_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
 
 /// The log line that holds both `needle` and the request id, if any.
 fn logged_with(log: &Path, needle: &str, request_id: &str) -> Option<String> {
@@ -52,7 +36,7 @@ async fn plugin_upstream_errors_reach_the_log_not_the_client() {
     );
     std::fs::write(&shop.config, config).unwrap();
     let log = shop.data.parent().unwrap().join("server.log");
-    let mut child = serve_logging_to(&shop.config, &shop.data, &log);
+    let mut child = serve_logging_to(&shop.config, &shop.data, &log, "json");
     let api = Api {
         base: wait_listening(&mut child).await,
         client: reqwest::Client::builder()
