@@ -66,6 +66,13 @@ enum Command {
         #[arg(long)]
         stock: Option<u64>,
     },
+    /// Apply the PostgreSQL schema migrations this binary carries, then exit (`plinth
+    /// serve` applies them too; this runs them alone, e.g. before a rolling deploy).
+    Migrate {
+        /// The configuration file.
+        #[arg(long, short, default_value = "plinth.toml")]
+        config: PathBuf,
+    },
     /// Account administration (with the server stopped: the database is single-process).
     User {
         #[command(subcommand)]
@@ -132,6 +139,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 stock,
             },
         ),
+        Command::Migrate { config } => migrate(config),
         Command::User {
             command:
                 UserCommand::Create {
@@ -142,6 +150,44 @@ pub fn run(cli: Cli) -> ExitCode {
                 },
         } => create_user(config, data_dir, name, admin),
     }
+}
+
+fn migrate(path: PathBuf) -> ExitCode {
+    let overrides = Overrides {
+        listen: None,
+        data_dir: None,
+    };
+    let config = match Config::load(&path, &overrides) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let crate::config::StorageBackend::Postgres(pg) = &config.storage.backend else {
+        return fail(&"[storage] backend is sled, which needs no migrations");
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    runtime.block_on(async {
+        let db = match crate::store::postgres::Pg::connect(pg).await {
+            Ok(db) => db,
+            Err(e) => return fail(&e),
+        };
+        match crate::store::postgres::migrate(&db, None).await {
+            Ok(applied) if applied.is_empty() => {
+                println!(
+                    "the database schema is up to date (version {})",
+                    crate::store::postgres::schema_version()
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(applied) => {
+                println!("applied migrations {applied:?}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        }
+    })
 }
 
 fn create_user(path: PathBuf, data_dir: Option<PathBuf>, name: String, admin: bool) -> ExitCode {
@@ -168,7 +214,7 @@ fn create_user(path: PathBuf, data_dir: Option<PathBuf>, name: String, admin: bo
         ));
     }
     runtime.block_on(async {
-        let storage = match Storage::open(&config.server.data_dir.join("db"), &config.storage) {
+        let storage = match Storage::open(&config.server.data_dir.join("db"), &config.storage).await {
             Ok(s) => s,
             Err(e) => {
                 return fail(&format!(
@@ -232,17 +278,19 @@ fn seed(path: PathBuf, data_dir: Option<PathBuf>, opts: SeedOptions) -> ExitCode
         ));
     }
     runtime.block_on(async {
-        let storage = match Storage::open(&config.server.data_dir.join("db"), &config.storage) {
+        let storage = match Storage::open(&config.server.data_dir.join("db"), &config.storage).await {
             Ok(s) => s,
             Err(e) => return fail(&format!("{e} (is the server running? stop it first)")),
         };
         let dir = config.server.data_dir.join("search");
-        let catalog = match Catalog::open(&storage, &dir) {
+        let catalog = match Catalog::open(&storage, &dir).await {
             Ok(c) => std::sync::Arc::new(c),
             Err(e) => return fail(&e),
         };
-        if if_empty && catalog.count() > 0 {
-            println!("catalog already has {} products; not seeding", catalog.count());
+        let total = |catalog: std::sync::Arc<Catalog>| async move { catalog.count().await.unwrap_or(0) };
+        let had = total(catalog.clone()).await;
+        if if_empty && had > 0 {
+            println!("catalog already has {had} products; not seeding");
             return ExitCode::SUCCESS;
         }
         let mut added = 0;
@@ -258,7 +306,10 @@ fn seed(path: PathBuf, data_dir: Option<PathBuf>, opts: SeedOptions) -> ExitCode
                 Err(e) => return fail(&e),
             }
         }
-        println!("seeded {added} products ({} in the catalog)", catalog.count());
+        println!(
+            "seeded {added} products ({} in the catalog)",
+            total(catalog).await
+        );
         ExitCode::SUCCESS
     })
 }

@@ -49,23 +49,20 @@ const CHECKOUTS_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_sec
 impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
         let storage = {
-            let (data_dir, cfg) = (config.server.data_dir.clone(), config.storage.clone());
-            tokio::task::spawn_blocking(move || {
-                crate::data_dir::prepare(&data_dir)?;
-                Storage::open(&data_dir.join("db"), &cfg)
-            })
-            .await
-            .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))??
+            let data_dir = config.server.data_dir.clone();
+            tokio::task::spawn_blocking(move || crate::data_dir::prepare(&data_dir))
+                .await
+                .map_err(|e| StoreError::Flush(format!("open task failed: {e}")))?
+                .map_err(StoreError::from)?;
+            Storage::open(&config.server.data_dir.join("db"), &config.storage).await?
         };
         let auth = Auth::new(&storage, &config.auth)?;
-        let oauth = OAuth::new(&config.auth);
+        let oauth = OAuth::new(
+            &config.auth,
+            storage.pending_logins(config.auth.oauth_max_pending),
+        );
         let contacts = Contacts::new(&storage)?;
-        let catalog = {
-            let (storage, dir) = (storage.clone(), config.server.data_dir.join("search"));
-            tokio::task::spawn_blocking(move || Catalog::open(&storage, &dir))
-                .await
-                .map_err(|e| StoreError::Flush(format!("catalog open task failed: {e}")))??
-        };
+        let catalog = Catalog::open(&storage, &config.server.data_dir.join("search")).await?;
         let metrics = Arc::new(Metrics::new());
         let runtime = Arc::new(Runtime::start(config, &storage, &metrics).await?);
         let weather = WeatherService::new(runtime.clone(), &config.weather);
@@ -77,14 +74,14 @@ impl Application {
                 storage.clone(),
                 config.checkout.clone(),
             );
-            tokio::task::spawn_blocking(move || Checkout::new(runtime, catalog, &storage, &cfg))
-                .await
-                .map_err(|e| StoreError::Flush(format!("checkout recovery task failed: {e}")))??
+            Checkout::new(runtime, catalog, &storage, &cfg).await?
         };
         let checkout = Arc::new(checkout);
         // Orders a crash left pending are settled with the payment provider before the
         // first request; what cannot be settled now is left to the periodic reconciler.
-        let ids = checkout.interrupted_orders()?;
+        // On a shared database the orders other live replicas drive (their leases) are
+        // theirs, and skipped.
+        let ids = checkout.interrupted_orders().await?;
         if !ids.is_empty() {
             tracing::warn!(
                 orders = ids.len(),
@@ -148,9 +145,18 @@ impl Application {
         // Orders nobody drives (left by a restart, or by a charge whose provider could
         // not be asked) are settled with the provider while serving.
         let reconciler = tokio::spawn(state.checkout.clone().reconcile_periodically());
+        // With replicas, the search index follows the other replicas' catalog writes.
+        let follower = state
+            .storage
+            .is_shared()
+            .then(|| tokio::spawn(state.catalog.clone().follow()));
         crate::server::serve(self.listener, router(self.state), self.limits, shutdown).await;
         sweeper.abort();
         let _ = sweeper.await;
+        if let Some(follower) = follower {
+            follower.abort();
+            let _ = follower.await;
+        }
         // The reconciler finishes the order it is settling (a charge being looked up
         // or recorded), then stops; past the limit it is cut off, which recovery at the
         // next start also handles.
@@ -191,15 +197,14 @@ async fn sweep_expired(state: AppState) {
     loop {
         every.tick().await;
         let s = state.clone();
-        match tokio::task::spawn_blocking(move || s.auth.sweep_expired()).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "session sweep failed"),
+        match s.auth.sweep_expired().await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
             _ => {}
         }
-        let s = state.clone();
-        match tokio::task::spawn_blocking(move || s.checkout.sweep_idempotency()).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "expired idempotency keys removed"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "idempotency sweep failed"),
+        match s.checkout.sweep_idempotency().await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "expired idempotency keys removed"),
+            Err(e) => tracing::warn!(error = %e, "idempotency sweep failed"),
             _ => {}
         }
     }

@@ -106,6 +106,9 @@ pub struct Metrics {
     plugin_latency: Family<PluginLabel, Histogram, fn() -> Histogram>,
     plugin_fuel: Family<PluginLabel, Counter>,
     oauth_pending: Gauge,
+    db_retries: Counter,
+    /// The retry count last added to `db_retries` (it is read from the pool at scrape).
+    db_retries_seen: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -125,6 +128,12 @@ impl Metrics {
             Family::<PluginLabel, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let plugin_fuel = Family::<PluginLabel, Counter>::default();
         let oauth_pending = Gauge::default();
+        let db_retries = Counter::default();
+        registry.register(
+            "db_transaction_retries",
+            "Database transactions run again after a serialization failure or deadlock (PostgreSQL backend)",
+            db_retries.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -163,6 +172,8 @@ impl Metrics {
             plugin_latency,
             plugin_fuel,
             oauth_pending,
+            db_retries,
+            db_retries_seen: Default::default(),
         }
     }
 
@@ -203,6 +214,14 @@ impl Metrics {
     /// Sets the social-login gauge (read from the store at each scrape).
     pub fn set_oauth_pending(&self, logins: usize) {
         self.oauth_pending.set(logins.try_into().unwrap_or(i64::MAX));
+    }
+
+    /// Brings the retry counter up to the store's running total (read at each scrape).
+    pub fn set_db_retries(&self, total: u64) {
+        let seen = self
+            .db_retries_seen
+            .swap(total, std::sync::atomic::Ordering::Relaxed);
+        self.db_retries.inc_by(total.saturating_sub(seen));
     }
 
     /// The Prometheus text exposition.

@@ -242,6 +242,7 @@ async fn the_demo_seed_loads_a_searchable_catalog() {
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./data\"\n",
     )
     .unwrap();
+    crate::helpers::use_test_storage(&config, dir.path()).await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args(["seed", "--count", "1500", "--config"])
         .arg(&config)

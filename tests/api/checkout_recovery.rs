@@ -171,6 +171,21 @@ async fn a_paid_order_cut_off_before_its_label_gets_it_after_a_restart() {
     let labels_before = rig.shop.shippo.labels_bought.load(Ordering::SeqCst);
     let server = rig.shop.start().await;
     let done = order(&server, &rig, &id).await;
+    if crate::helpers::on_postgres() {
+        // Plugin kv is durable here at every write, so the shipping plugin's claim on
+        // this label (taken before its call to the carrier stalled) outlived the crash:
+        // the carrier may still complete that purchase, and a second one could buy two
+        // labels. The plugin says "in progress" until the claim is stale (10 minutes),
+        // and recovery leaves the order paid with its label due — never refunded for it.
+        assert_eq!(done["status"], "paid", "{done}");
+        assert_eq!(done["refunded"], 0, "{done}");
+        assert_eq!(
+            rig.shop.shippo.labels_bought.load(Ordering::SeqCst),
+            labels_before
+        );
+        server.kill().await;
+        return;
+    }
     assert_eq!(done["status"], "fulfilled", "{done}");
     assert!(done["shipment"]["tracking_number"].is_string(), "{done}");
     assert_eq!(

@@ -18,8 +18,8 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-fn spawn(config: &Path) -> Child {
-    spawn_binary(config, None)
+async fn spawn(config: &Path) -> Child {
+    spawn_binary(config, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +29,7 @@ async fn acknowledged_kv_writes_survive_kill_9() {
     let client = reqwest::Client::new();
     let mut highest_acknowledged = 0i64;
     for round in 0..3 {
-        let mut child = spawn(&config);
+        let mut child = spawn(&config).await;
         let base = wait_listening(&mut child).await;
         let url = format!("{base}/plugins/hello/counter");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
@@ -64,7 +64,7 @@ async fn acknowledged_kv_writes_survive_kill_9() {
             "the load acknowledged writes in round {round}"
         );
 
-        let mut child = spawn(&config);
+        let mut child = spawn(&config).await;
         let base = wait_listening(&mut child).await;
         let now: serde_json::Value = client
             .get(format!("{base}/plugins/hello/counter"))
@@ -89,12 +89,12 @@ async fn a_kill_during_start_up_never_breaks_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
     for i in 0..12u64 {
-        let mut child = spawn(&config);
+        let mut child = spawn(&config).await;
         tokio::time::sleep(Duration::from_millis(3 + i * 7)).await;
         child.start_kill().unwrap();
         child.wait().await.unwrap();
     }
-    let mut child = spawn(&config);
+    let mut child = spawn(&config).await;
     let base = wait_listening(&mut child).await;
     let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);

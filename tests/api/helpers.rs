@@ -30,6 +30,56 @@ pub fn shared_cache_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache/compiled")
 }
 
+/// Which backend the black-box tests run on: sled, or PostgreSQL when
+/// `PLINTH_TEST_BACKEND=postgres` (`cargo xtask test` runs this suite once on each).
+pub fn on_postgres() -> bool {
+    std::env::var("PLINTH_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The file in a test's data directory naming the database schema its servers share
+/// (a directory holding one is on PostgreSQL whatever the test backend).
+pub const DATABASE_MARKER: &str = ".test-database-url";
+
+/// The `[storage]` section of a server whose data lives in `data_dir`: nothing on sled;
+/// on PostgreSQL a schema of its own, the same for every server and CLI command on that
+/// directory (remembered in a file there), so a restart finds its data.
+pub async fn storage_section(data_dir: &Path) -> String {
+    if !on_postgres() && !data_dir.join(DATABASE_MARKER).exists() {
+        return String::new();
+    }
+    postgres_section(data_dir)
+        .await
+        .expect("PLINTH_TEST_BACKEND=postgres needs a reachable PostgreSQL")
+}
+
+/// The PostgreSQL `[storage]` section for `data_dir` whatever the test backend (for
+/// tests about sharing the database); `None` when no PostgreSQL answers and none is
+/// required (the test then skips, loudly).
+pub async fn postgres_section(data_dir: &Path) -> Option<String> {
+    let marker = data_dir.join(DATABASE_MARKER);
+    let url = match std::fs::read_to_string(&marker) {
+        Ok(url) => url,
+        Err(_) => {
+            let url = plinth::store::postgres::testing::fresh_schema_url().await?;
+            std::fs::create_dir_all(data_dir).unwrap();
+            std::fs::write(&marker, &url).unwrap();
+            url
+        }
+    };
+    Some(format!(
+        "\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\npool_size = 8\n"
+    ))
+}
+
+/// Adds [`storage_section`] to a config file that has no `[storage]` of its own.
+pub async fn use_test_storage(config: &Path, data_dir: &Path) {
+    let text = std::fs::read_to_string(config).unwrap();
+    if !text.contains("[storage]") {
+        let section = storage_section(data_dir).await;
+        std::fs::write(config, format!("{text}{section}")).unwrap();
+    }
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
@@ -212,7 +262,11 @@ pub async fn spawn_app_with_config(
         listen,
         data_dir: Some(data_dir.path().to_path_buf()),
     };
-    let config = Config::parse(text, Path::new("."), &overrides, |k| std::env::var(k).ok())
+    let text = match text.contains("[storage]") {
+        true => text.to_string(),
+        false => format!("{text}{}", storage_section(data_dir.path()).await),
+    };
+    let config = Config::parse(&text, Path::new("."), &overrides, |k| std::env::var(k).ok())
         .expect("test config is valid");
     let app = Application::build(&config).await.expect("server builds");
     let addr = app.local_addr();
@@ -274,6 +328,7 @@ pub async fn cli_create_user(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./data\"\n",
     )
     .unwrap();
+    use_test_storage(&config, data_dir).await;
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"));
     cmd.args(["user", "create", name, "--config"]).arg(&config);
     if admin {
@@ -305,7 +360,9 @@ pub async fn spawn_app_with_admin(plugins: &str) -> (TestApp, String) {
 
 /// Runs the real `plinth serve` binary on port 0 (stdout piped for the listening line),
 /// in `data_dir` when given; killed when dropped.
-pub fn spawn_binary(config: &Path, data_dir: Option<&Path>) -> tokio::process::Child {
+pub async fn spawn_binary(config: &Path, data_dir: Option<&Path>) -> tokio::process::Child {
+    let home = data_dir.or(config.parent()).expect("a config in a directory");
+    use_test_storage(config, home).await;
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"));
     cmd.args(["serve", "--config"])
         .arg(config)
@@ -338,7 +395,8 @@ pub async fn wait_listening(child: &mut tokio::process::Child) -> String {
 /// `plinth serve --config config` on a free port with its data in `data`, its log (in
 /// `format`: `json` or `text`) written to the file `log`, so a test can read what the
 /// server logged; killed when the handle drops.
-pub fn serve_logging_to(config: &Path, data: &Path, log: &Path, format: &str) -> tokio::process::Child {
+pub async fn serve_logging_to(config: &Path, data: &Path, log: &Path, format: &str) -> tokio::process::Child {
+    use_test_storage(config, data).await;
     tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args(["serve", "--config"])
         .arg(config)

@@ -8,6 +8,9 @@ async fn healthz_and_unknown_routes_and_plugins() {
     let resp = app.get("/healthz").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(json(resp).await["status"], "ok");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(json(ready).await["storage"], "ok");
 
     let body = error_code(app.get("/no/such/route").await, 404).await;
     assert_eq!(body["error"]["code"], "not_found");
@@ -80,6 +83,7 @@ async fn openapi_and_metrics_are_served() {
     assert!(doc["components"]["securitySchemes"]["session"].is_object());
     for path in [
         "/healthz",
+        "/readyz",
         "/plugins/{name}/{rest}",
         "/openapi.json",
         "/metrics",

@@ -15,7 +15,7 @@ async fn log_of_an_attack(format: &str) -> String {
     let config = dir.path().join("plinth.toml");
     std::fs::write(&config, config_text(&hostile_plugin("hostile", ""))).unwrap();
     let log_path = dir.path().join("server.log");
-    let mut child = serve_logging_to(&config, &dir.path().join("data"), &log_path, format);
+    let mut child = serve_logging_to(&config, &dir.path().join("data"), &log_path, format).await;
     let base = wait_listening(&mut child).await;
     let client = reqwest::Client::new();
 

@@ -36,7 +36,7 @@ async fn plugin_upstream_errors_reach_the_log_not_the_client() {
     );
     std::fs::write(&shop.config, config).unwrap();
     let log = shop.data.parent().unwrap().join("server.log");
-    let mut child = serve_logging_to(&shop.config, &shop.data, &log, "json");
+    let mut child = serve_logging_to(&shop.config, &shop.data, &log, "json").await;
     let api = Api {
         base: wait_listening(&mut child).await,
         client: reqwest::Client::builder()

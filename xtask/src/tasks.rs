@@ -60,6 +60,12 @@ pub fn test(ws: &Workspace, args: &[String]) -> Result<()> {
     setup(ws)?;
     run(ws.cargo().args(["test", "--release"]).args(args))?;
     if args.is_empty() {
+        // The black-box suite once more, on PostgreSQL: the same tests, one helper switch
+        // (`tests/api/helpers.rs`). The store unit tests above already ran on both.
+        run(ws
+            .cargo()
+            .args(["test", "--release", "--test", "api"])
+            .env("PLINTH_TEST_BACKEND", "postgres"))?;
         // The plugins' own unit tests (their pure request/response code), natively.
         let mut cmd = ws.cargo();
         cmd.args(["test", "--release"]);

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use error::AuthError;
 pub use hash_pool::{HashBusy, HashPool, Verified};
-pub use rate_limit::{rate_key, IpLimiter, LoginLimiter};
+pub use rate_limit::{rate_key, Attempt, IpLimiter, LoginAttempts, LoginLimiter};
 pub use tokens::SessionToken;
 
 use crate::config::AuthConfig;
@@ -69,7 +69,7 @@ pub struct Auth {
     accounts: Arc<dyn AccountStore>,
     storage: Storage,
     hasher: Arc<HashPool>,
-    limiter: LoginLimiter,
+    limiter: Box<dyn LoginAttempts>,
     registrations: IpLimiter,
     config: AuthConfig,
 }
@@ -79,10 +79,10 @@ impl Auth {
         let hasher = HashPool::new(config.argon2, config.hash_workers, config.hash_queue)
             .map_err(|e| StoreError::Corrupt(format!("argon2 parameters: {e}")))?;
         Ok(Self {
-            accounts: Arc::new(storage.accounts()?),
+            accounts: storage.accounts()?,
             storage: storage.clone(),
             hasher,
-            limiter: LoginLimiter::new(config.rate_limit),
+            limiter: storage.login_attempts(config.rate_limit),
             registrations: IpLimiter::new(
                 config.rate_limit.register_per_ip_per_hour,
                 Duration::from_secs(3600),
@@ -119,7 +119,7 @@ impl Auth {
     ) -> Result<UserRecord, AuthError> {
         let username = Username::parse(username).map_err(|e| AuthError::InvalidUsername(e.to_string()))?;
         let password = NewPassword::parse(password, username.as_str())?;
-        if self.accounts.user_by_username(username.as_str())?.is_some() {
+        if self.accounts.user_by_username(username.as_str()).await?.is_some() {
             return Err(AuthError::UsernameTaken);
         }
         let password_hash = self.hash(password).await?;
@@ -134,7 +134,7 @@ impl Auth {
             password_changed_at: now,
             identities: Vec::new(),
         };
-        self.accounts.create_user(&user)?;
+        self.accounts.create_user(&user).await?;
         self.storage.flush().await?;
         Ok(user)
     }
@@ -157,9 +157,10 @@ impl Auth {
         let attempt = self
             .limiter
             .begin(&key, client.ip)
+            .await?
             .map_err(AuthError::RateLimited)?;
         let user = match Username::parse(username) {
-            Ok(name) => self.accounts.user_by_username(name.as_str())?,
+            Ok(name) => self.accounts.user_by_username(name.as_str()).await?,
             Err(_) => None,
         };
         if password.len() > crate::domain::MAX_PASSWORD_BYTES {
@@ -172,7 +173,7 @@ impl Auth {
         {
             Ok(v) => v,
             Err(HashBusy) => {
-                self.limiter.succeeded(attempt);
+                self.refund(attempt).await;
                 return Err(AuthError::Busy);
             }
         };
@@ -180,14 +181,14 @@ impl Auth {
             tracing::info!(username = %key, ip = %client.ip, "failed login");
             return Err(AuthError::InvalidCredentials);
         };
-        self.limiter.succeeded(attempt);
+        self.refund(attempt).await;
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
         if verified.needs_rehash {
             if let Ok(policy_ok) = NewPassword::parse(password, &user.username) {
                 user.password_hash = self.hash(policy_ok).await?;
-                self.accounts.update_user(&user)?;
+                self.accounts.update_user(&user).await?;
                 tracing::info!(user_id = %user.id, "password re-hashed with the current argon2 parameters");
             }
         }
@@ -210,27 +211,31 @@ impl Auth {
             user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
             ip: Some(client.ip.to_string()),
         };
-        self.accounts.insert_session(&token.hash(), &session)?;
+        self.accounts.insert_session(&token.hash(), &session).await?;
         self.storage.flush().await?;
         Ok(NewSession { token, session, user })
     }
 
     /// Resolves a presented token to a live session of an enabled user.
-    pub fn authenticate(&self, raw_token: &str) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, raw_token: &str) -> Result<Principal, AuthError> {
         let token = SessionToken::parse(raw_token).ok_or(AuthError::Unauthenticated)?;
         let hash = token.hash();
-        let session = self.accounts.session(&hash)?.ok_or(AuthError::Unauthenticated)?;
+        let session = self
+            .accounts
+            .session(&hash)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
         let now = now_ms();
         if self.is_expired(&session, now) {
-            self.accounts.delete_session(&hash)?;
+            self.accounts.delete_session(&hash).await?;
             return Err(AuthError::Unauthenticated);
         }
-        let user = match self.accounts.user(&session.user_id)? {
+        let user = match self.accounts.user(&session.user_id).await? {
             Some(u) if !u.disabled => u,
             _ => return Err(AuthError::Unauthenticated),
         };
         if now - session.last_seen_at >= self.touch_granularity_ms() {
-            self.accounts.touch_session(&hash, now)?;
+            self.accounts.touch_session(&hash, now).await?;
         }
         Ok(Principal {
             user,
@@ -259,7 +264,7 @@ impl Auth {
 
     /// Ends the caller's session at once.
     pub async fn logout(&self, p: &Principal) -> Result<(), AuthError> {
-        self.accounts.delete_session(&p.token_hash)?;
+        self.accounts.delete_session(&p.token_hash).await?;
         self.storage.flush().await?;
         Ok(())
     }
@@ -281,6 +286,7 @@ impl Auth {
         let attempt = self
             .limiter
             .begin(&p.user.username, ip)
+            .await?
             .map_err(AuthError::RateLimited)?;
         let verified = self
             .hasher
@@ -290,21 +296,25 @@ impl Auth {
         if !verified.matches {
             return Err(AuthError::WrongPassword);
         }
-        self.limiter.succeeded(attempt);
+        self.refund(attempt).await;
         let new = NewPassword::parse(new, &p.user.username)?;
-        let mut user = self.accounts.user(&p.user.id)?.ok_or(AuthError::UserNotFound)?;
+        let mut user = self
+            .accounts
+            .user(&p.user.id)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         user.password_hash = self.hash(new).await?;
         user.password_changed_at = now_ms();
-        self.accounts.update_user(&user)?;
-        let revoked = self.revoke_all(&user.id, Some(&p.token_hash))?;
+        self.accounts.update_user(&user).await?;
+        let revoked = self.revoke_all(&user.id, Some(&p.token_hash)).await?;
         self.storage.flush().await?;
         Ok(revoked)
     }
 
-    fn revoke_all(&self, user_id: &str, keep: Option<&TokenHash>) -> Result<usize, AuthError> {
+    async fn revoke_all(&self, user_id: &str, keep: Option<&TokenHash>) -> Result<usize, AuthError> {
         let mut revoked = 0;
-        for (hash, _) in self.accounts.user_sessions(user_id)? {
-            if Some(&hash) != keep && self.accounts.delete_session(&hash)?.is_some() {
+        for (hash, _) in self.accounts.user_sessions(user_id).await? {
+            if Some(&hash) != keep && self.accounts.delete_session(&hash).await?.is_some() {
                 revoked += 1;
             }
         }
@@ -312,11 +322,12 @@ impl Auth {
     }
 
     /// The caller's live sessions.
-    pub fn sessions(&self, p: &Principal) -> Result<Vec<SessionRecord>, AuthError> {
+    pub async fn sessions(&self, p: &Principal) -> Result<Vec<SessionRecord>, AuthError> {
         let now = now_ms();
         let mut sessions: Vec<SessionRecord> = self
             .accounts
-            .user_sessions(&p.user.id)?
+            .user_sessions(&p.user.id)
+            .await?
             .into_iter()
             .map(|(_, s)| s)
             .filter(|s| !self.is_expired(s, now))
@@ -329,38 +340,52 @@ impl Auth {
     pub async fn revoke_session(&self, p: &Principal, session_id: &str) -> Result<(), AuthError> {
         let (hash, _) = self
             .accounts
-            .user_sessions(&p.user.id)?
+            .user_sessions(&p.user.id)
+            .await?
             .into_iter()
             .find(|(_, s)| s.id == session_id)
             .ok_or(AuthError::SessionNotFound)?;
-        self.accounts.delete_session(&hash)?;
+        self.accounts.delete_session(&hash).await?;
         self.storage.flush().await?;
         Ok(())
     }
 
-    pub fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, AuthError> {
-        Ok(self.accounts.list_users(after, limit)?)
+    pub async fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, AuthError> {
+        Ok(self.accounts.list_users(after, limit).await?)
     }
 
     /// Disables an account and revokes all its sessions.
     pub async fn disable_user(&self, user_id: &str) -> Result<UserRecord, AuthError> {
-        let mut user = self.accounts.user(user_id)?.ok_or(AuthError::UserNotFound)?;
+        let mut user = self
+            .accounts
+            .user(user_id)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         user.disabled = true;
-        self.accounts.update_user(&user)?;
-        self.revoke_all(&user.id, None)?;
+        self.accounts.update_user(&user).await?;
+        self.revoke_all(&user.id, None).await?;
         self.storage.flush().await?;
         Ok(user)
     }
 
+    /// Takes a login attempt off the counts (a success, or one that never ran); a
+    /// failure to do so only leaves it counted until it leaves its window.
+    async fn refund(&self, attempt: Attempt) {
+        if let Err(e) = self.limiter.succeeded(attempt).await {
+            tracing::warn!(error = %e, "refunding a login attempt failed");
+        }
+    }
+
     /// Removes expired sessions; returns how many.
-    pub fn sweep_expired(&self) -> Result<usize, AuthError> {
+    pub async fn sweep_expired(&self) -> Result<usize, AuthError> {
         let now = now_ms();
         let mut removed = 0;
-        for (hash, session) in self.accounts.all_sessions()? {
-            if self.is_expired(&session, now) && self.accounts.delete_session(&hash)?.is_some() {
+        for (hash, session) in self.accounts.all_sessions().await? {
+            if self.is_expired(&session, now) && self.accounts.delete_session(&hash).await?.is_some() {
                 removed += 1;
             }
         }
+        self.limiter.sweep().await?;
         Ok(removed)
     }
 }

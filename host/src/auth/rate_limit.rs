@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::RateLimits;
+use crate::store::StoreError;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -153,12 +154,60 @@ impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
     }
 }
 
-/// A granted attempt; call [`LoginLimiter::succeeded`] with it on success.
+/// A granted attempt; hand it back to [`LoginAttempts::succeeded`] on success.
 #[derive(Debug)]
 pub struct Attempt {
     username: String,
     ip: IpAddr,
     at: Instant,
+    /// Its row, when a shared store counted it.
+    row: Option<String>,
+}
+
+impl Attempt {
+    /// An attempt a shared store counted as `row`.
+    pub fn stored(username: &str, ip: IpAddr, row: String) -> Self {
+        Self {
+            username: username.to_string(),
+            ip,
+            at: Instant::now(),
+            row: Some(row),
+        }
+    }
+
+    pub fn row(&self) -> Option<&str> {
+        self.row.as_deref()
+    }
+}
+
+/// Where failed logins are counted: in this process ([`LoginLimiter`]), or in the
+/// database replicas share, so that they limit as one.
+#[async_trait::async_trait]
+pub trait LoginAttempts: Send + Sync {
+    /// Counts an attempt by `username` from `ip`, or says how long to wait (nothing is
+    /// counted then).
+    async fn begin(&self, username: &str, ip: IpAddr) -> Result<Result<Attempt, Duration>, StoreError>;
+    /// A successful login does not count against anyone.
+    async fn succeeded(&self, attempt: Attempt) -> Result<(), StoreError>;
+    /// Forgets attempts older than every window; how many.
+    async fn sweep(&self) -> Result<u64, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl LoginAttempts for LoginLimiter {
+    async fn begin(&self, username: &str, ip: IpAddr) -> Result<Result<Attempt, Duration>, StoreError> {
+        Ok(self.begin_here(username, ip))
+    }
+
+    async fn succeeded(&self, attempt: Attempt) -> Result<(), StoreError> {
+        self.refund_here(attempt);
+        Ok(())
+    }
+
+    async fn sweep(&self) -> Result<u64, StoreError> {
+        // The windows slide as they are used; nothing to sweep.
+        Ok(0)
+    }
 }
 
 pub struct LoginLimiter {
@@ -177,7 +226,7 @@ impl LoginLimiter {
     }
 
     /// Grants an attempt, or says how long to wait.
-    pub fn begin(&self, username: &str, ip: IpAddr) -> Result<Attempt, Duration> {
+    pub fn begin_here(&self, username: &str, ip: IpAddr) -> Result<Attempt, Duration> {
         let (now, ip) = (Instant::now(), rate_key(ip));
         let username = username.to_string();
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
@@ -206,11 +255,12 @@ impl LoginLimiter {
             username,
             ip,
             at: now,
+            row: None,
         })
     }
 
     /// A successful login does not count against anyone.
-    pub fn succeeded(&self, attempt: Attempt) {
+    pub fn refund_here(&self, attempt: Attempt) {
         self.users
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -271,18 +321,18 @@ mod tests {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let other_ip: IpAddr = "10.0.0.2".parse().unwrap();
         for _ in 0..3 {
-            l.begin("alice", ip).unwrap();
+            l.begin_here("alice", ip).unwrap();
         }
-        let wait = l.begin("alice", other_ip).unwrap_err();
+        let wait = l.begin_here("alice", other_ip).unwrap_err();
         assert!(wait > Duration::from_secs(50) && wait <= MINUTE, "{wait:?}");
         // Another account from another address is unaffected.
-        let ok = l.begin("bob", other_ip).unwrap();
-        l.succeeded(ok);
+        let ok = l.begin_here("bob", other_ip).unwrap();
+        l.refund_here(ok);
         for _ in 0..3 {
-            let a = l.begin("carol", other_ip).unwrap();
-            l.succeeded(a);
+            let a = l.begin_here("carol", other_ip).unwrap();
+            l.refund_here(a);
         }
-        assert!(l.begin("carol", other_ip).is_ok(), "successes never count");
+        assert!(l.begin_here("carol", other_ip).is_ok(), "successes never count");
     }
 
     #[test]
@@ -290,10 +340,10 @@ mod tests {
         let l = limiter();
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         for name in ["a1", "a2", "a3", "a4"] {
-            l.begin(name, ip).unwrap();
+            l.begin_here(name, ip).unwrap();
         }
-        assert!(l.begin("a5", ip).is_err());
-        assert!(l.begin("a5", "10.0.0.10".parse().unwrap()).is_ok());
+        assert!(l.begin_here("a5", ip).is_err());
+        assert!(l.begin_here("a5", "10.0.0.10".parse().unwrap()).is_ok());
     }
 
     #[test]
@@ -351,18 +401,18 @@ mod tests {
         let l = limiter();
         let ip: IpAddr = "10.9.9.9".parse().unwrap();
         for _ in 0..3 {
-            l.begin("target", ip).unwrap();
+            l.begin_here("target", ip).unwrap();
         }
         // A flood of attempts that are all refunded (the hash pool was full, or they
         // succeeded), far past the table's cap, from many addresses.
         for i in 0..3 * MAX_TRACKED as u32 {
             let a = l
-                .begin(&format!("u{}", i % 7), IpAddr::from(i.to_be_bytes()))
+                .begin_here(&format!("u{}", i % 7), IpAddr::from(i.to_be_bytes()))
                 .unwrap();
-            l.succeeded(a);
+            l.refund_here(a);
         }
         assert!(
-            l.begin("target", "10.9.9.10".parse().unwrap()).is_err(),
+            l.begin_here("target", "10.9.9.10".parse().unwrap()).is_err(),
             "the target's failures are still counted"
         );
         let users = l.users.lock().unwrap();
@@ -377,7 +427,7 @@ mod tests {
         // Each guess names a new account from a new address: the tables stay capped
         // and no call scans them (200k calls would take minutes at O(n) each).
         for i in 0..2 * MAX_TRACKED as u32 {
-            let _ = l.begin(&format!("u{i}"), IpAddr::from(i.to_be_bytes()));
+            let _ = l.begin_here(&format!("u{i}"), IpAddr::from(i.to_be_bytes()));
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
@@ -388,8 +438,11 @@ mod tests {
         assert!(l.ips.lock().unwrap().logs.len() <= MAX_TRACKED);
         let ip: IpAddr = "10.9.9.9".parse().unwrap();
         for _ in 0..3 {
-            l.begin("target", ip).unwrap();
+            l.begin_here("target", ip).unwrap();
         }
-        assert!(l.begin("target", ip).is_err(), "the per-username limit holds");
+        assert!(
+            l.begin_here("target", ip).is_err(),
+            "the per-username limit holds"
+        );
     }
 }

@@ -52,6 +52,28 @@ fn shipping_failure(e: &InvokeError) -> ProviderFailure {
     }
 }
 
+/// What a failed label purchase does to its paid order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum LabelFailure {
+    /// Refund it and fail the order: a checkout's customer is waiting for the answer.
+    Refund,
+    /// Recovery: only a definite failure refunds. A plugin that cannot tell yet (its
+    /// purchase may still be under way at the carrier, e.g. its own claim from before a
+    /// crash, which durable kv keeps) leaves the order paid with its label due, and the
+    /// call fails as `InProgress` for the reconciler to retry.
+    Wait,
+}
+
+/// Whether a failed label call may still have bought a label (or may succeed later).
+fn label_may_be_under_way(e: &InvokeError) -> bool {
+    matches!(
+        &e.kind,
+        InvokeErrorKind::Timeout(_)
+            | InvokeErrorKind::Busy
+            | InvokeErrorKind::Guest(GuestError::Unavailable(_) | GuestError::Timeout(_))
+    )
+}
+
 enum Earlier {
     None,
     Finished(Box<OrderRecord>),
@@ -109,20 +131,21 @@ impl Checkout {
         address: &Address,
         rid: &RequestId,
     ) -> Result<Priced, CheckoutError> {
-        let (lines, currency) = price_lines(&self.catalog, &req.lines)?;
-        let categories = lines
-            .iter()
-            .map(|l| {
+        let (lines, currency) = price_lines(&self.catalog, &req.lines).await?;
+        let mut categories = Vec::with_capacity(lines.len());
+        for l in &lines {
+            categories.push(
                 self.catalog
                     .get(&l.sku)
+                    .await
                     .map(|(p, _)| p.category)
-                    .unwrap_or_default()
-            })
-            .collect();
+                    .unwrap_or_default(),
+            );
+        }
         let mut purchased: BTreeMap<String, u32> = BTreeMap::new();
         if !self.rules.is_empty() {
             let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
-            for (sku, units) in self.orders.purchased(&p.user.id, &skus)? {
+            for (sku, units) in self.orders.purchased(&p.user.id, &skus).await? {
                 if units > 0 {
                     purchased.insert(sku, u32::try_from(units).unwrap_or(u32::MAX));
                 }
@@ -219,7 +242,7 @@ impl Checkout {
         rid: &RequestId,
     ) -> Result<OrderRecord, CheckoutError> {
         let payment_plugin = self.payment.clone().ok_or(CheckoutError::Disabled)?;
-        let attempt = match self.earlier_attempt(order_id)? {
+        let attempt = match self.earlier_attempt(order_id).await? {
             Earlier::None => 0,
             Earlier::Finished(order) => return Ok(*order),
             Earlier::Retry { attempt } => attempt,
@@ -312,7 +335,7 @@ impl Checkout {
             version: 0,
         };
         order.transition(OrderStatus::Pending, now, None);
-        self.orders.reserve(&order)?;
+        self.orders.reserve(&order).await?;
         drop(customer);
         // The reservation is on disk before any money moves.
         self.storage.flush().await?;
@@ -343,7 +366,7 @@ impl Checkout {
         let receipt = match outcome {
             Ok(Ok(r)) if r.status == pay::ChargeStatus::Succeeded => r,
             outcome => {
-                self.orders.discard(&order)?;
+                self.orders.discard(&order).await?;
                 self.storage.flush().await?;
                 return Err(match outcome {
                     Ok(Ok(_)) => CheckoutError::RequiresAction,
@@ -361,7 +384,7 @@ impl Checkout {
             refund_id: None,
         });
         order.transition(OrderStatus::Paid, now_ms(), None);
-        self.orders.save(&mut order, false)?;
+        self.orders.save(&mut order, false).await?;
         self.storage.flush().await?;
 
         self.fulfil(&mut order, rid).await?;
@@ -371,6 +394,16 @@ impl Checkout {
     /// Buys the shipping label of a paid order (when shipping is configured) and moves it
     /// to `fulfilled`; a label that cannot be bought refunds the order and fails it.
     pub(super) async fn fulfil(&self, order: &mut OrderRecord, rid: &RequestId) -> Result<(), CheckoutError> {
+        self.fulfil_or(order, rid, LabelFailure::Refund).await
+    }
+
+    /// [`Self::fulfil`], with what a failed label does to the order.
+    pub(super) async fn fulfil_or(
+        &self,
+        order: &mut OrderRecord,
+        rid: &RequestId,
+        on_failure: LabelFailure,
+    ) -> Result<(), CheckoutError> {
         let Some(plugin) = self.shipping.clone() else {
             return Ok(());
         };
@@ -391,9 +424,13 @@ impl Checkout {
                     s.carrier = label.carrier;
                 }
                 order.transition(OrderStatus::Fulfilled, now_ms(), None);
-                self.orders.save(order, false)?;
+                self.orders.save(order, false).await?;
                 self.storage.flush().await?;
                 Ok(())
+            }
+            Err(e) if on_failure == LabelFailure::Wait && label_may_be_under_way(&e) => {
+                tracing::info!(order_id = %order.id, error = %e, "label not bought yet; the order stays paid for a later try");
+                Err(CheckoutError::InProgress)
             }
             Err(e) => {
                 let failure = shipping_failure(&e);
@@ -453,7 +490,7 @@ impl Checkout {
                         now_ms(),
                         Some(format!("{note}; refund failed: {e}")),
                     );
-                    if let Err(e) = self.orders.save(order, false) {
+                    if let Err(e) = self.orders.save(order, false).await {
                         return e.into();
                     }
                     return failure(
@@ -473,7 +510,7 @@ impl Checkout {
                 failure("no answer from the payment provider; the order will be settled with the provider")
             }
             Ok(_) => {
-                if let Err(e) = self.orders.discard(order) {
+                if let Err(e) = self.orders.discard(order).await {
                     return e.into();
                 }
                 if let Err(e) = self.storage.flush().await {
@@ -486,8 +523,8 @@ impl Checkout {
 
     /// What an earlier request with this order's idempotency key left behind. Only one
     /// request per key runs at a time (the claim), so this cannot race with itself.
-    fn earlier_attempt(&self, order_id: &str) -> Result<Earlier, CheckoutError> {
-        let Some(prev) = self.orders.get(order_id)? else {
+    async fn earlier_attempt(&self, order_id: &str) -> Result<Earlier, CheckoutError> {
+        let Some(prev) = self.orders.get(order_id).await? else {
             return Ok(Earlier::None);
         };
         match prev.status {
@@ -502,7 +539,7 @@ impl Checkout {
             // charge instead of taking the money twice.
             OrderStatus::Failed => {
                 let attempt = prev.attempt + u32::from(prev.payment.is_some());
-                self.orders.discard(&prev)?;
+                self.orders.discard(&prev).await?;
                 Ok(Earlier::Retry { attempt })
             }
             OrderStatus::Pending => Err(CheckoutError::InProgress),
@@ -549,7 +586,7 @@ impl Checkout {
             now_ms(),
             Some(format!("{note}; payment refunded, stock restored")),
         );
-        self.orders.save(order, true)?;
+        self.orders.save(order, true).await?;
         self.storage.flush().await?;
         Ok(())
     }
@@ -576,7 +613,11 @@ impl Checkout {
 
     async fn refund_now(&self, order_id: &str, rid: &RequestId) -> Result<OrderRecord, CheckoutError> {
         let _order = self.order_locks.lock(order_id).await;
-        let mut order = self.orders.get(order_id)?.ok_or(CheckoutError::OrderNotFound)?;
+        let mut order = self
+            .orders
+            .get(order_id)
+            .await?
+            .ok_or(CheckoutError::OrderNotFound)?;
         if !order.status.is_sold() {
             return Err(CheckoutError::NotRefundable(
                 format!("{:?}", order.status).to_lowercase(),
@@ -625,7 +666,7 @@ impl Checkout {
             return Ok(false);
         }
         order.transition(to, now_ms(), Some("payment provider event".into()));
-        self.orders.save(&mut order, to == OrderStatus::Failed)?;
+        self.orders.save(&mut order, to == OrderStatus::Failed).await?;
         self.storage.flush().await?;
         Ok(true)
     }
@@ -638,13 +679,14 @@ impl Checkout {
         plugin: &str,
         provider_id: &str,
     ) -> Result<Option<(tokio::sync::OwnedMutexGuard<()>, OrderRecord)>, CheckoutError> {
-        let Some(found) = self.orders.by_payment(plugin, provider_id)? else {
+        let Some(found) = self.orders.by_payment(plugin, provider_id).await? else {
             return Ok(None);
         };
         let lock = self.order_locks.lock(&found.id).await;
         Ok(self
             .orders
-            .by_payment(plugin, provider_id)?
+            .by_payment(plugin, provider_id)
+            .await?
             .map(|order| (lock, order)))
     }
 
@@ -695,7 +737,7 @@ impl Checkout {
             );
             order.transition(order.status, now_ms(), Some(note));
         }
-        self.orders.save(&mut order, full)?;
+        self.orders.save(&mut order, full).await?;
         self.storage.flush().await?;
         Ok(true)
     }

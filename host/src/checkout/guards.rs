@@ -9,8 +9,41 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
+use crate::store::postgres::driving::Driving;
+use crate::store::StoreError;
+
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A replica's hold on an order it drives (see `store::postgres::driving`), given back
+/// when dropped. Without replicas there is nothing to hold.
+pub(super) struct Lease {
+    driving: Option<Arc<Driving>>,
+    id: String,
+}
+
+impl Lease {
+    /// Takes the lease of `id`; `None` while another live replica drives that order.
+    pub(super) async fn take(driving: &Option<Arc<Driving>>, id: &str) -> Result<Option<Self>, StoreError> {
+        if let Some(d) = driving {
+            if !d.take(id).await? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Self {
+            driving: driving.clone(),
+            id: id.to_string(),
+        }))
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(d) = &self.driving {
+            d.give_back(&self.id);
+        }
+    }
 }
 
 /// Order ids a task of this process is working on, with how many tasks (a checkout and

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::guards::Refusal;
+use super::guards::{Lease, Refusal};
 use super::{order_id_for, Checkout, CheckoutError, CheckoutRequest};
 use crate::auth::{now_ms, Principal};
 use crate::domain::RequestId;
-use crate::store::{Claim, OrderRecord, SledOrders, StoredResponse};
+use crate::store::{Claim, OrderRecord, OrderStore, StoredResponse};
 
 /// A claim with no answer after this long, whose order no task of this process drives,
 /// belongs to a request that died (e.g. its task panicked).
@@ -52,30 +52,36 @@ fn is_final(status: u16, in_progress: bool) -> bool {
 
 /// Releases the claim if the task ends without an answer (a panic), so a retry need not
 /// wait for the claim to be abandoned.
-struct ClaimGuard<'a> {
-    orders: &'a SledOrders,
-    scope: &'a str,
+struct ClaimGuard {
+    orders: Arc<dyn OrderStore>,
+    scope: String,
     armed: bool,
 }
 
-impl ClaimGuard<'_> {
+impl ClaimGuard {
     /// Stores the answer (when final) or releases the claim.
-    fn finish(mut self, answer: Option<StoredResponse>) -> Result<(), crate::store::StoreError> {
+    async fn finish(mut self, answer: Option<StoredResponse>) -> Result<(), crate::store::StoreError> {
         self.armed = false;
         match answer {
-            Some(stored) => self.orders.complete(self.scope, stored),
-            None => self.orders.release_claim(self.scope),
+            Some(stored) => self.orders.complete(&self.scope, stored).await,
+            None => self.orders.release_claim(&self.scope).await,
         }
     }
 }
 
-impl Drop for ClaimGuard<'_> {
+impl Drop for ClaimGuard {
     fn drop(&mut self) {
-        if self.armed {
-            if let Err(e) = self.orders.release_claim(self.scope) {
+        if !self.armed {
+            return;
+        }
+        // Dropped while unwinding: the release is a store call, so it runs as a task of
+        // its own.
+        let (orders, scope) = (self.orders.clone(), std::mem::take(&mut self.scope));
+        tokio::spawn(async move {
+            if let Err(e) = orders.release_claim(&scope).await {
                 tracing::error!(error = %e, "releasing the idempotency claim of a failed checkout");
             }
-        }
+        });
     }
 }
 
@@ -93,34 +99,48 @@ impl Checkout {
         let scope = format!("{}/{}", p.user.id, key);
         let order_id = order_id_for(&p.user.id, key);
         let started = tokio::time::Instant::now();
-        loop {
-            // A claim whose order a task of this process drives is never abandoned,
-            // however long its provider takes.
+        let lease = loop {
+            // With replicas the order's lease comes first: whoever holds it (another
+            // replica's checkout or reconciler) is running this order, and a claim
+            // nobody holds the lease for is abandoned (its replica died), so it is
+            // taken over at once. Without replicas the lease is a formality and only
+            // this process's own tasks count as running it.
+            let Some(lease) = Lease::take(&self.driving, &order_id).await? else {
+                if started.elapsed() < WAIT_FOR_FIRST {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                return Ok(Placed::Busy);
+            };
             let abandoned_after = if self.in_flight.contains(&order_id) {
                 i64::MAX
+            } else if self.driving.is_some() {
+                0
             } else {
                 ABANDONED_AFTER_MS
             };
             match self
                 .orders
-                .claim(&scope, request_hash, &order_id, now_ms(), abandoned_after)?
+                .claim(&scope, request_hash, &order_id, now_ms(), abandoned_after)
+                .await?
             {
-                Claim::Fresh => break,
+                Claim::Fresh => break lease,
                 Claim::Done(stored) => return Ok(Placed::Replay(stored)),
                 Claim::Mismatch => return Ok(Placed::Mismatch),
                 Claim::InFlight if started.elapsed() < WAIT_FOR_FIRST => {
+                    drop(lease);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Claim::InFlight => return Ok(Placed::Busy),
             }
-        }
+        };
         // A fresh key runs only if admitted (replays and waits for a running key do
         // not need a place); refused, the claim is given back, nothing stays behind and
         // the request may simply be retried.
         let ticket = match self.admission.admit(&p.user.id) {
             Ok(ticket) => ticket,
             Err(refusal) => {
-                self.orders.release_claim(&scope)?;
+                self.orders.release_claim(&scope).await?;
                 return Err(match refusal {
                     Refusal::Customer => {
                         CheckoutError::TooManyOfYours(self.config.max_in_flight_per_customer)
@@ -133,9 +153,10 @@ impl Checkout {
         let checkout = self.clone();
         let run = async move {
             let _ticket = ticket;
+            let _lease = lease;
             let claim = ClaimGuard {
-                orders: &checkout.orders,
-                scope: &scope,
+                orders: checkout.orders.clone(),
+                scope,
                 armed: true,
             };
             let _driving = checkout.in_flight.enter(&order_id);
@@ -145,7 +166,9 @@ impl Checkout {
             let outcome = checkout.place(&p, req, &order_id, &rid).await;
             let in_progress = matches!(outcome, Err(CheckoutError::InProgress));
             let (answer, stored) = A::render(outcome, &rid).await;
-            claim.finish(is_final(stored.status, in_progress).then_some(stored))?;
+            claim
+                .finish(is_final(stored.status, in_progress).then_some(stored))
+                .await?;
             checkout.storage.flush().await?;
             Ok::<A, CheckoutError>(answer)
         };

@@ -21,7 +21,8 @@ use crate::auth::now_ms;
 use crate::catalog::Catalog;
 use crate::config::CheckoutConfig;
 use crate::runtime::{InvokeError, Plugin, Runtime};
-use crate::store::{Address, ReserveError, SledOrders, Storage, StoreError};
+use crate::store::postgres::driving::Driving;
+use crate::store::{Address, OrderStore, ReserveError, Storage, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
@@ -206,6 +207,9 @@ pub struct CheckoutRequest {
 pub struct Checkout {
     /// The orders tasks of this process are driving.
     in_flight: guards::InFlight,
+    /// With replicas on a shared database: the leases of the orders this replica
+    /// drives, and who drives the others.
+    driving: Option<Arc<Driving>>,
     /// Pricing and reservation of one customer run one at a time.
     customers: guards::KeyedLocks,
     /// Read-change-save of one order runs one at a time (see `guards`).
@@ -218,7 +222,7 @@ pub struct Checkout {
     stopping: tokio::sync::watch::Sender<bool>,
     runtime: Arc<Runtime>,
     catalog: Arc<Catalog>,
-    orders: Arc<SledOrders>,
+    orders: Arc<dyn OrderStore>,
     storage: Storage,
     config: CheckoutConfig,
     payment: Option<Arc<Plugin>>,
@@ -229,7 +233,7 @@ pub struct Checkout {
 impl Checkout {
     /// Wires the configured plugins and releases the idempotency claims of requests that
     /// died with the last process. Orders it left pending are settled by `reconcile`.
-    pub fn new(
+    pub async fn new(
         runtime: Arc<Runtime>,
         catalog: Arc<Catalog>,
         storage: &Storage,
@@ -238,6 +242,10 @@ impl Checkout {
         let get = |name: &crate::domain::PluginName| runtime.plugin(name.as_str()).cloned();
         let checkout = Self {
             in_flight: Default::default(),
+            driving: match (storage.postgres(), storage.replica()) {
+                (Some(pg), Some(replica)) => Some(Driving::start(pg, replica)),
+                _ => None,
+            },
             customers: Default::default(),
             order_locks: Default::default(),
             admission: Arc::new(guards::Admission::new(
@@ -249,24 +257,37 @@ impl Checkout {
             payment: config.payment.as_ref().and_then(get),
             shipping: config.shipping.as_ref().and_then(get),
             rules: config.rules.iter().filter_map(get).collect(),
-            orders: Arc::new(storage.orders()?),
+            orders: storage.orders()?,
             storage: storage.clone(),
             config: config.clone(),
             runtime,
             catalog,
         };
-        checkout.release_claims()?;
+        // With replicas, an unanswered claim may be another replica's checkout in
+        // progress: it is taken over only once abandoned, never released wholesale.
+        match &checkout.driving {
+            None => checkout.release_claims().await?,
+            Some(driving) => {
+                let dropped = driving.forget_previous_life().await?;
+                if dropped > 0 {
+                    tracing::info!(
+                        orders = dropped,
+                        "order leases of this replica's previous run released"
+                    );
+                }
+            }
+        }
         Ok(checkout)
     }
 
     /// Forgets answered idempotency keys older than `[checkout] idempotency_ttl_hours`.
-    pub fn sweep_idempotency(&self) -> Result<usize, StoreError> {
+    pub async fn sweep_idempotency(&self) -> Result<usize, StoreError> {
         let ttl = i64::try_from(self.config.idempotency_ttl.as_millis()).unwrap_or(i64::MAX);
-        self.orders.expire_idempotency(now_ms(), ttl)
+        self.orders.expire_idempotency(now_ms(), ttl).await
     }
 
-    pub fn orders(&self) -> &SledOrders {
-        &self.orders
+    pub fn orders(&self) -> &dyn OrderStore {
+        self.orders.as_ref()
     }
 
     pub fn storage(&self) -> &Storage {

@@ -55,7 +55,7 @@ fn invalid(field: &'static str, message: impl ToString) -> CheckoutError {
 }
 
 /// Looks up each line in the catalog (one currency per order).
-pub fn price_lines(
+pub async fn price_lines(
     catalog: &Catalog,
     lines: &[LineRequest],
 ) -> Result<(Vec<OrderLine>, String), CheckoutError> {
@@ -81,6 +81,7 @@ pub fn price_lines(
         let quantity = merged[&sku];
         let (product, _) = catalog
             .get(&sku)
+            .await
             .map_err(|_| CheckoutError::UnknownSku(sku.clone()))?;
         let cur = product.price.currency.to_string();
         match &currency {

@@ -24,6 +24,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::flow::LabelFailure;
+use super::guards::Lease;
 use super::{Checkout, CheckoutError, ProviderFailure};
 use crate::auth::now_ms;
 use crate::domain::RequestId;
@@ -58,8 +60,8 @@ pub enum Settled {
 impl Checkout {
     /// At startup, before serving: idempotency claims whose requests died with the last
     /// process may be retried.
-    pub(super) fn release_claims(&self) -> Result<(), StoreError> {
-        let released = self.orders.release_unfinished_claims()?;
+    pub(super) async fn release_claims(&self) -> Result<(), StoreError> {
+        let released = self.orders.release_unfinished_claims().await?;
         if released > 0 {
             tracing::info!(
                 released,
@@ -71,8 +73,15 @@ impl Checkout {
 
     /// The orders a previous run left unfinished: pending, or paid with a label still to
     /// buy. Only meaningful before serving: once checkouts run, theirs are unfinished too.
-    pub fn interrupted_orders(&self) -> Result<Vec<String>, StoreError> {
-        self.orders.unsettled(i64::MAX, usize::MAX)
+    /// With replicas, only the ones no live replica drives.
+    pub async fn interrupted_orders(&self) -> Result<Vec<String>, StoreError> {
+        let elsewhere = match &self.driving {
+            Some(d) => d.driven_elsewhere().await?,
+            None => Default::default(),
+        };
+        self.orders
+            .unsettled_where(i64::MAX, usize::MAX, &|id| !elsewhere.contains(id))
+            .await
     }
 
     /// Runs a reconciling pass every `reconcile_every`, for as long as the server serves.
@@ -108,11 +117,25 @@ impl Checkout {
         let stale = i64::try_from(self.config.reconcile_stale.as_millis()).unwrap_or(i64::MAX);
         let now = std::time::Instant::now();
         self.backoff.forget_stale(now);
+        // Orders other live replicas drive are theirs; a replica that died stops renewing
+        // its leases, and its orders come back here once they lapse.
+        let elsewhere = match &self.driving {
+            Some(d) => match d.driven_elsewhere().await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciler: cannot read the order leases");
+                    return 0;
+                }
+            },
+            None => Default::default(),
+        };
         let ids = match self
             .orders
-            .unsettled_where(now_ms().saturating_sub(stale), MAX_PER_PASS, |id| {
-                !self.in_flight.contains(id) && self.backoff.due(id, now)
-            }) {
+            .unsettled_where(now_ms().saturating_sub(stale), MAX_PER_PASS, &|id| {
+                !self.in_flight.contains(id) && !elsewhere.contains(id) && self.backoff.due(id, now)
+            })
+            .await
+        {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "reconciler: cannot list unsettled orders");
@@ -163,15 +186,21 @@ impl Checkout {
         // Driven by this task while it settles: shutdown waits for it, and its claim is
         // not taken over meanwhile.
         let _driving = self.in_flight.enter(id);
+        let Some(_lease) = Lease::take(&self.driving, id).await? else {
+            // Another replica took it up meanwhile.
+            return Ok(Settled::Later);
+        };
         let _order = self.order_locks.lock(id).await;
-        let Some(mut order) = self.orders.get(id)? else {
+        let Some(mut order) = self.orders.get(id).await? else {
             return Ok(Settled::NotCharged);
         };
         let rid = RequestId::generate();
         if order.status == OrderStatus::Paid {
             // Charged and committed; the crash came before the label.
-            self.fulfil_recovered(&mut order, &rid).await?;
-            return Ok(Settled::Charged);
+            return match self.fulfil_recovered(&mut order, &rid).await {
+                Err(CheckoutError::InProgress) => Ok(Settled::Later),
+                done => done.map(|()| Settled::Charged),
+            };
         }
         if order.status != OrderStatus::Pending {
             // A provider webhook or an admin settled it meanwhile.
@@ -201,7 +230,7 @@ impl Checkout {
                             .into(),
                     ),
                 );
-                self.orders.save(&mut order, true)?;
+                self.orders.save(&mut order, true).await?;
                 self.storage.flush().await?;
                 tracing::warn!(order_id = %order.id, "interrupted order had no charge: failed, stock restored");
                 Ok(Settled::NotCharged)
@@ -262,15 +291,16 @@ impl Checkout {
                     .into(),
             ),
         );
-        self.orders.save(order, false)?;
+        self.orders.save(order, false).await?;
         self.storage.flush().await?;
         self.fulfil_recovered(order, rid).await
     }
 
-    /// Buys the label of a recovered paid order. A label that cannot be bought refunds
-    /// and fails the order, as in a checkout: settled either way.
+    /// Buys the label of a recovered paid order. A label that definitely cannot be bought
+    /// refunds and fails the order, as in a checkout; one the shipping plugin cannot
+    /// tell about yet leaves the order paid (`InProgress`: the reconciler tries again).
     async fn fulfil_recovered(&self, order: &mut OrderRecord, rid: &RequestId) -> Result<(), CheckoutError> {
-        match self.fulfil(order, rid).await {
+        match self.fulfil_or(order, rid, LabelFailure::Wait).await {
             // The label failed: the order was refunded and failed, like a checkout whose
             // label fails. Settled either way.
             Err(CheckoutError::ShippingFailed(why)) => {

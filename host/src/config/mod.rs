@@ -8,6 +8,7 @@ mod demo;
 mod expand;
 mod limits;
 mod oauth;
+mod storage;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub use connections::ConnectionLimits;
 pub use expand::{expand, ExpandError};
 pub use limits::{Limits, RawLimits};
 pub use oauth::{ClientSecret, OAuthConfig, OAuthProvider, ProviderKind};
+pub use storage::{Backend as StorageBackend, PostgresConfig, StorageConfig, DATABASE_URL_ENV};
 
 /// The whole, validated configuration.
 #[derive(Clone, Debug)]
@@ -54,14 +56,6 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Header, idle and request timeouts and the connection cap.
     pub connections: ConnectionLimits,
-}
-
-#[derive(Clone, Debug)]
-pub struct StorageConfig {
-    /// sled's page cache; real memory use can reach several times this.
-    pub cache_mib: u64,
-    /// Background flush period for writes that are not acknowledged individually.
-    pub flush_every_ms: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -145,7 +139,7 @@ impl ConfigError {
 struct RawConfig {
     server: RawServer,
     #[serde(default)]
-    storage: RawStorage,
+    storage: storage::RawStorage,
     #[serde(default)]
     runtime: RawRuntime,
     #[serde(default)]
@@ -175,22 +169,6 @@ struct RawServer {
     max_connections: usize,
     #[serde(default)]
     max_connections_per_ip: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawStorage {
-    cache_mib: u64,
-    flush_every_ms: u64,
-}
-
-impl Default for RawStorage {
-    fn default() -> Self {
-        Self {
-            cache_mib: 64,
-            flush_every_ms: 500,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -324,16 +302,7 @@ impl Config {
             raw.server.max_connections,
             raw.server.max_connections_per_ip,
         )?;
-        let storage = StorageConfig {
-            cache_mib: in_range("[storage]", "cache_mib", raw.storage.cache_mib, 1, 65536)?,
-            flush_every_ms: in_range(
-                "[storage]",
-                "flush_every_ms",
-                raw.storage.flush_every_ms,
-                1,
-                60_000,
-            )?,
-        };
+        let storage = storage::resolve(raw.storage, &env)?;
         let runtime = RuntimeConfig {
             cache_dir: match raw.runtime.cache_dir {
                 Some(dir) => base.join(dir),

@@ -105,7 +105,7 @@ pub struct Contacts {
 impl Contacts {
     pub fn new(storage: &Storage) -> Result<Self, StoreError> {
         Ok(Self {
-            store: Arc::new(storage.contacts()?),
+            store: storage.contacts()?,
             storage: storage.clone(),
         })
     }
@@ -123,16 +123,16 @@ impl Contacts {
             created_at: now,
             updated_at: now,
         };
-        if self.store.count(owner_id)? >= MAX_CONTACTS_PER_USER {
+        if self.store.count(owner_id).await? >= MAX_CONTACTS_PER_USER {
             return Err(ContactError::TooMany);
         }
-        self.store.put(&contact)?;
+        self.store.put(&contact).await?;
         self.storage.flush().await?;
         Ok(contact)
     }
 
-    pub fn get(&self, owner_id: &str, id: &str) -> Result<ContactRecord, ContactError> {
-        self.store.get(owner_id, id)?.ok_or(ContactError::NotFound)
+    pub async fn get(&self, owner_id: &str, id: &str) -> Result<ContactRecord, ContactError> {
+        self.store.get(owner_id, id).await?.ok_or(ContactError::NotFound)
     }
 
     /// JSON merge patch (RFC 7396): absent fields stay, `null` clears an optional
@@ -143,7 +143,7 @@ impl Contacts {
         id: &str,
         patch: serde_json::Map<String, serde_json::Value>,
     ) -> Result<ContactRecord, ContactError> {
-        let mut c = self.get(owner_id, id)?;
+        let mut c = self.get(owner_id, id).await?;
         for (field, value) in &patch {
             let text = || -> Result<Option<&str>, ContactError> {
                 match value {
@@ -175,21 +175,21 @@ impl Contacts {
             }
         }
         c.updated_at = now_ms();
-        self.store.put(&c)?;
+        self.store.put(&c).await?;
         self.storage.flush().await?;
         Ok(c)
     }
 
     pub async fn delete(&self, owner_id: &str, id: &str) -> Result<(), ContactError> {
-        if !self.store.delete(owner_id, id)? {
+        if !self.store.delete(owner_id, id).await? {
             return Err(ContactError::NotFound);
         }
         self.storage.flush().await?;
         Ok(())
     }
 
-    pub fn list(&self, owner_id: &str, query: &ListQuery) -> Result<Page, ContactError> {
-        let all = self.store.list(owner_id)?;
+    pub async fn list(&self, owner_id: &str, query: &ListQuery) -> Result<Page, ContactError> {
+        let all = self.store.list(owner_id).await?;
         list::page(all, query).map_err(|m| invalid("cursor", m))
     }
 }

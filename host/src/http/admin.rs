@@ -50,7 +50,7 @@ pub async fn list_users(
             message: "limit must be between 1 and 200".into(),
         });
     }
-    let mut users = state.auth.list_users(page.cursor.as_deref(), limit + 1)?;
+    let mut users = state.auth.list_users(page.cursor.as_deref(), limit + 1).await?;
     let next_cursor = (users.len() > limit).then(|| users[limit - 1].id.clone());
     users.truncate(limit);
     Ok(Json(UsersBody {

@@ -50,7 +50,8 @@ pub async fn list(
     let (orders, next) = state
         .checkout
         .orders()
-        .page_all(params.status, before.as_deref(), limit)?;
+        .page_all(params.status, before.as_deref(), limit)
+        .await?;
     Ok(Json(OrdersBody::new(
         orders.into_iter().map(OrderView::from).collect(),
         next.map(hex::encode),
@@ -70,7 +71,8 @@ pub async fn read(
     let order = state
         .checkout
         .orders()
-        .get(&id)?
+        .get(&id)
+        .await?
         .ok_or(CheckoutError::OrderNotFound)?;
     Ok(Json(OrderBody { order: order.into() }))
 }

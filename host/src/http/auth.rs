@@ -250,7 +250,7 @@ pub async fn sessions(
     State(state): State<AppState>,
     CurrentUser(p): CurrentUser,
 ) -> Result<Json<SessionsBody>, ApiError> {
-    let sessions = state.auth.sessions(&p)?;
+    let sessions = state.auth.sessions(&p).await?;
     Ok(Json(SessionsBody {
         sessions: sessions
             .iter()

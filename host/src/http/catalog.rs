@@ -84,7 +84,7 @@ pub async fn list(
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<ProductsBody>, ApiError> {
     let limit = check_limit(p.limit)?;
-    let mut items = state.catalog.list(p.cursor.as_deref(), limit + 1)?;
+    let mut items = state.catalog.list(p.cursor.as_deref(), limit + 1).await?;
     let next_cursor = (items.len() > limit).then(|| items[limit - 1].0.sku.clone());
     items.truncate(limit);
     Ok(Json(ProductsBody {
@@ -101,7 +101,7 @@ pub async fn read(
     Path(sku): Path<String>,
 ) -> Result<Json<ProductBody>, ApiError> {
     Ok(Json(ProductBody {
-        product: view(state.catalog.get(&sku)?, None),
+        product: view(state.catalog.get(&sku).await?, None),
     }))
 }
 
@@ -206,7 +206,7 @@ pub async fn search(
         limit,
         offset,
     };
-    let page = state.catalog.search_off_runtime(query).await?;
+    let page = state.catalog.search(query).await?;
     Ok(Json(ProductsBody {
         next_cursor: page.more.then(|| format!("o{}", offset + limit)),
         products: page

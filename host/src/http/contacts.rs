@@ -110,7 +110,7 @@ pub async fn list(
         sort,
         tag: params.tag.map(|t| t.to_ascii_lowercase()),
     };
-    let page = state.contacts.list(&p.user.id, &query)?;
+    let page = state.contacts.list(&p.user.id, &query).await?;
     Ok(Json(ContactsBody {
         contacts: page.items.into_iter().map(ContactView::from).collect(),
         next_cursor: page.next_cursor,
@@ -126,7 +126,7 @@ pub async fn read(
     CurrentUser(p): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<ContactBody>, ApiError> {
-    let contact = state.contacts.get(&p.user.id, &id)?;
+    let contact = state.contacts.get(&p.user.id, &id).await?;
     Ok(Json(ContactBody {
         contact: contact.into(),
     }))

@@ -147,6 +147,15 @@ impl ApiError {
                     None,
                 )
             }
+            ApiError::Storage(StoreError::Busy(what)) => {
+                tracing::warn!(%what, "database contention outlasted the retries; nothing written");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_busy",
+                    "storage is busy; nothing was written, retry".into(),
+                    None,
+                )
+            }
             ApiError::Storage(e) => {
                 tracing::error!(error = %e, "storage failure");
                 (

@@ -12,7 +12,8 @@ use super::AppState;
 /// invocations by outcome (ok, trap, timeout, limits), fuel, social logins in progress.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    state.metrics.set_oauth_pending(state.oauth.pending_count());
+    state.metrics.set_oauth_pending(state.oauth.pending_count().await);
+    state.metrics.set_db_retries(state.storage.retries());
     (
         [(
             header::CONTENT_TYPE,

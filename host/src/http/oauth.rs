@@ -225,7 +225,8 @@ async fn complete(
         Some(user_id) => {
             // The browser that asked for the link must still be logged in as that user.
             // The callback is a GET route: a safe method, no origin check applies.
-            let Some(p) = optional_principal(state, &axum::http::Method::GET, headers)?
+            let Some(p) = optional_principal(state, &axum::http::Method::GET, headers)
+                .await?
                 .filter(|p| &p.user.id == user_id)
             else {
                 tracing::warn!(provider = %provider, "link callback without the session that asked for it");

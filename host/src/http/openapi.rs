@@ -14,6 +14,7 @@ use super::AppState;
     ),
     paths(
         super::health::healthz,
+        super::health::readyz,
         super::auth::register,
         super::auth::login,
         super::auth::logout,

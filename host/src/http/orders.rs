@@ -58,15 +58,16 @@ pub async fn list(
     let (orders, next) = state
         .checkout
         .orders()
-        .page_for_user(&p.user.id, before.as_deref(), limit)?;
+        .page_for_user(&p.user.id, before.as_deref(), limit)
+        .await?;
     Ok(Json(OrdersBody {
         orders: orders.into_iter().map(OrderView::from).collect(),
         next_cursor: next.map(hex::encode),
     }))
 }
 
-fn own(state: &AppState, user_id: &str, id: &str) -> Result<OrderRecord, ApiError> {
-    match state.checkout.orders().get(id)? {
+async fn own(state: &AppState, user_id: &str, id: &str) -> Result<OrderRecord, ApiError> {
+    match state.checkout.orders().get(id).await? {
         Some(o) if o.user_id == user_id => Ok(o),
         _ => Err(CheckoutError::OrderNotFound.into()),
     }
@@ -82,7 +83,7 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<OrderBody>, ApiError> {
     Ok(Json(OrderBody {
-        order: own(&state, &p.user.id, &id)?.into(),
+        order: own(&state, &p.user.id, &id).await?.into(),
     }))
 }
 
@@ -114,7 +115,7 @@ pub async fn tracking(
     CurrentUser(p): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<TrackingBody>, ApiError> {
-    let order = own(&state, &p.user.id, &id)?;
+    let order = own(&state, &p.user.id, &id).await?;
     let t = state.checkout.track(&order, &rid).await?;
     Ok(Json(TrackingBody {
         carrier: t.carrier,

@@ -74,7 +74,7 @@ pub async fn invoke(
         .plugin(name)
         .filter(|p| p.world() == World::Http)
         .ok_or_else(|| ApiError::PluginNotFound(name.to_string()))?;
-    let caller = match route_caller(&state, plugin.route_auth, &parts.method, &parts.headers) {
+    let caller = match route_caller(&state, plugin.route_auth, &parts.method, &parts.headers).await {
         Ok(caller) => caller,
         Err(e) => {
             discard(body).await;
@@ -100,7 +100,7 @@ pub async fn invoke(
 }
 
 /// Who calls, as far as the route's `auth` level lets the plugin know.
-fn route_caller(
+async fn route_caller(
     state: &AppState,
     auth: RouteAuth,
     method: &Method,
@@ -108,10 +108,10 @@ fn route_caller(
 ) -> Result<Option<crate::auth::Principal>, ApiError> {
     Ok(match auth {
         RouteAuth::None => None,
-        RouteAuth::Optional => optional_principal(state, method, headers)?,
-        RouteAuth::Required => Some(required_principal(state, method, headers)?),
+        RouteAuth::Optional => optional_principal(state, method, headers).await?,
+        RouteAuth::Required => Some(required_principal(state, method, headers).await?),
         RouteAuth::Admin => {
-            let p = required_principal(state, method, headers)?;
+            let p = required_principal(state, method, headers).await?;
             if !p.is_admin() {
                 return Err(AuthError::Forbidden.into());
             }

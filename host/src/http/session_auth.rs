@@ -45,7 +45,7 @@ pub fn presented_token(headers: &HeaderMap) -> Option<Presented<'_>> {
 /// The caller, if they presented a valid session; `Err` for storage failures and for
 /// an unsafe `method` authenticated by the cookie from another origin (403
 /// `csrf_rejected`, checked before anything else happens).
-pub fn optional_principal(
+pub async fn optional_principal(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
@@ -59,7 +59,7 @@ pub fn optional_principal(
             token
         }
     };
-    match state.auth.authenticate(token) {
+    match state.auth.authenticate(token).await {
         Ok(p) => Ok(Some(p)),
         Err(AuthError::Unauthenticated) => Ok(None),
         Err(e) => Err(e.into()),
@@ -67,12 +67,14 @@ pub fn optional_principal(
 }
 
 /// The caller, who must be logged in (401 otherwise).
-pub fn required_principal(
+pub async fn required_principal(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Principal, ApiError> {
-    optional_principal(state, method, headers)?.ok_or_else(|| AuthError::Unauthenticated.into())
+    optional_principal(state, method, headers)
+        .await?
+        .ok_or_else(|| AuthError::Unauthenticated.into())
 }
 
 /// A logged-in caller.
@@ -82,7 +84,9 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        required_principal(state, &parts.method, &parts.headers).map(CurrentUser)
+        required_principal(state, &parts.method, &parts.headers)
+            .await
+            .map(CurrentUser)
     }
 }
 
@@ -93,7 +97,7 @@ impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let p = required_principal(state, &parts.method, &parts.headers)?;
+        let p = required_principal(state, &parts.method, &parts.headers).await?;
         if !p.is_admin() {
             return Err(AuthError::Forbidden.into());
         }

@@ -8,6 +8,7 @@ pub mod http {
         path: "../wit",
         imports: {
             "plinth:plugin/outbound.send": async | trappable,
+            "plinth:plugin/kv": async | trappable,
             default: trappable,
         },
         exports: { default: async },

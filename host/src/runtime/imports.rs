@@ -15,18 +15,23 @@ const MAX_LOG_MESSAGE: usize = 8 << 10;
 impl types::Host for PluginState {}
 
 impl PluginState {
-    fn kv(&self) -> Result<&PluginKv, GuestError> {
+    fn kv(&self) -> Result<PluginKv, GuestError> {
         self.call
             .caps
             .kv
-            .as_ref()
+            .clone()
             .ok_or_else(|| GuestError::Denied("this plugin has no kv store".into()))
     }
 
-    fn kv_write<T>(&mut self, op: impl FnOnce(&PluginKv) -> Result<T, KvError>) -> Result<T, GuestError> {
-        let result = op(self.kv()?).map_err(|e| self.kv_error(e));
+    /// Marks the call as having written (the host makes it durable before answering),
+    /// whatever the outcome: a failed write may still have reached storage.
+    fn kv_wrote<T>(&mut self, result: Result<T, KvError>) -> Result<T, GuestError> {
         self.call.kv_dirty = true;
-        result
+        self.kv_answer(result)
+    }
+
+    fn kv_answer<T>(&self, result: Result<T, KvError>) -> Result<T, GuestError> {
+        result.map_err(|e| self.kv_error(e))
     }
 
     fn kv_error(&self, e: KvError) -> GuestError {
@@ -47,23 +52,34 @@ impl PluginState {
 }
 
 impl kv::Host for PluginState {
-    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, GuestError>> {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, GuestError>> {
         let kv = match self.kv() {
             Ok(kv) => kv,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(kv.get(&key).map_err(|e| self.kv_error(e)))
+        let result = kv.get(&key).await;
+        Ok(self.kv_answer(result))
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), GuestError>> {
-        Ok(self.kv_write(|kv| kv.set(&key, &value)))
+    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), GuestError>> {
+        let kv = match self.kv() {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(e)),
+        };
+        let result = kv.set(&key, &value).await;
+        Ok(self.kv_wrote(result))
     }
 
-    fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, GuestError>> {
-        Ok(self.kv_write(|kv| kv.delete(&key)))
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, GuestError>> {
+        let kv = match self.kv() {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(e)),
+        };
+        let result = kv.delete(&key).await;
+        Ok(self.kv_wrote(result))
     }
 
-    fn list_keys(
+    async fn list_keys(
         &mut self,
         prefix: String,
         start_after: Option<String>,
@@ -73,22 +89,33 @@ impl kv::Host for PluginState {
             Ok(kv) => kv,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(kv
-            .list_keys(&prefix, start_after.as_deref(), limit)
-            .map_err(|e| self.kv_error(e)))
+        let result = kv.list_keys(&prefix, start_after.as_deref(), limit).await;
+        Ok(self.kv_answer(result))
     }
 
-    fn increment(&mut self, key: String, delta: i64) -> wasmtime::Result<Result<i64, GuestError>> {
-        Ok(self.kv_write(|kv| kv.increment(&key, delta)))
+    async fn increment(&mut self, key: String, delta: i64) -> wasmtime::Result<Result<i64, GuestError>> {
+        let kv = match self.kv() {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(e)),
+        };
+        let result = kv.increment(&key, delta).await;
+        Ok(self.kv_wrote(result))
     }
 
-    fn compare_and_swap(
+    async fn compare_and_swap(
         &mut self,
         key: String,
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
     ) -> wasmtime::Result<Result<bool, GuestError>> {
-        Ok(self.kv_write(|kv| kv.compare_and_swap(&key, expected.as_deref(), new.as_deref())))
+        let kv = match self.kv() {
+            Ok(kv) => kv,
+            Err(e) => return Ok(Err(e)),
+        };
+        let result = kv
+            .compare_and_swap(&key, expected.as_deref(), new.as_deref())
+            .await;
+        Ok(self.kv_wrote(result))
     }
 }
 

@@ -183,6 +183,7 @@ async fn load_one(
                     cfg.limits.kv_max_value_bytes,
                     cfg.limits.kv_quota_bytes,
                 )
+                .await
                 .map_err(|e| LoadError::Capability {
                     plugin: name.clone(),
                     what: "kv store",

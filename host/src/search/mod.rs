@@ -126,17 +126,27 @@ impl SearchIndex {
         )
     }
 
-    /// Adds or replaces products and makes them searchable before returning.
-    pub fn upsert(&self, docs: &[SearchDoc]) -> Result<(), SearchError> {
+    /// Adds or replaces `docs` and removes `gone` in one commit that records `seq`, the
+    /// catalog change-feed position the index then reflects; visible before returning.
+    pub fn apply(&self, docs: &[SearchDoc], gone: &[&str], seq: u64) -> Result<(), SearchError> {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for sku in gone {
+            writer.delete_term(Term::from_field_text(self.fields.sku, sku));
+        }
         for d in docs {
             writer.delete_term(Term::from_field_text(self.fields.sku, d.sku));
             writer.add_document(self.document(d))?;
         }
         self.remember(docs.iter().map(|d| d.sku));
-        writer.commit()?;
+        commit_at(&mut writer, seq)?;
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// The change-feed position of the last commit; `None` for an index written before
+    /// positions were recorded (or by hand): it is rebuilt.
+    pub fn applied_seq(&self) -> Option<u64> {
+        self.index.load_metas().ok()?.payload?.parse().ok()
     }
 
     /// Makes these skus resolvable from their hashes (the catalog calls this at start-up
@@ -150,19 +160,12 @@ impl SearchIndex {
         }
     }
 
-    /// Removes products and makes that visible before returning.
-    pub fn delete(&self, skus: &[&str]) -> Result<(), SearchError> {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        for sku in skus {
-            writer.delete_term(Term::from_field_text(self.fields.sku, sku));
-        }
-        writer.commit()?;
-        self.reader.reload()?;
-        Ok(())
-    }
-
-    /// Replaces the whole index with `docs`.
-    pub fn rebuild<'a>(&self, docs: impl Iterator<Item = SearchDoc<'a>>) -> Result<u64, SearchError> {
+    /// Replaces the whole index with `docs`, the catalog as of feed position `seq`.
+    pub fn rebuild<'a>(
+        &self,
+        docs: impl Iterator<Item = SearchDoc<'a>>,
+        seq: u64,
+    ) -> Result<u64, SearchError> {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         writer.delete_all_documents()?;
         let mut n = 0;
@@ -173,7 +176,7 @@ impl SearchIndex {
             n += 1;
         }
         self.remember(skus.iter().map(String::as_str));
-        writer.commit()?;
+        commit_at(&mut writer, seq)?;
         self.reader.reload()?;
         Ok(n)
     }
@@ -240,3 +243,12 @@ fn sku_hash(sku: &str) -> u64 {
 
 #[cfg(test)]
 mod tests;
+
+/// Commits with the feed position as the commit's payload: the documents and the
+/// position they reflect become durable together.
+fn commit_at(writer: &mut IndexWriter, seq: u64) -> Result<(), SearchError> {
+    let mut commit = writer.prepare_commit()?;
+    commit.set_payload(&seq.to_string());
+    commit.commit()?;
+    Ok(())
+}

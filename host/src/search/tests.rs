@@ -13,7 +13,7 @@ fn index_with(docs: &[(&str, &str, &str, &str, i64)]) -> (tempfile::TempDir, Sea
             price: *price,
         })
         .collect();
-    idx.upsert(&docs).unwrap();
+    idx.apply(&docs, &[], 1).unwrap();
     (dir, idx)
 }
 
@@ -109,17 +109,22 @@ fn filters_and_pages() {
 #[test]
 fn updates_and_deletes_are_visible_at_once_and_survive_reopening() {
     let (dir, idx) = index_with(CATALOG);
-    idx.upsert(&[SearchDoc {
-        sku: "MUG-1",
-        name: "Porcelain cup",
-        description: "",
-        category: "kitchen",
-        price: 900,
-    }])
+    idx.apply(
+        &[SearchDoc {
+            sku: "MUG-1",
+            name: "Porcelain cup",
+            description: "",
+            category: "kitchen",
+            price: 900,
+        }],
+        &[],
+        2,
+    )
     .unwrap();
     assert!(skus(&idx, &q("stoneware")).is_empty());
     assert_eq!(skus(&idx, &q("porcelain")), vec!["MUG-1"]);
-    idx.delete(&["LAMP-1"]).unwrap();
+    idx.apply(&[], &["LAMP-1"], 3).unwrap();
+    assert_eq!(idx.applied_seq(), Some(3), "the commit records its feed position");
     assert!(skus(&idx, &q("desk")).is_empty());
     drop(idx);
     let reopened = SearchIndex::open(dir.path()).unwrap();

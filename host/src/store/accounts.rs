@@ -65,6 +65,18 @@ impl UserRecord {
     pub fn is_admin(&self) -> bool {
         self.roles.contains(&Role::Admin)
     }
+
+    /// Adds `identity` to the user's list, or refreshes the email of the one it is.
+    pub fn remember_identity(&mut self, identity: &LinkedIdentity) {
+        match self
+            .identities
+            .iter_mut()
+            .find(|i| i.issuer == identity.issuer && i.subject == identity.subject)
+        {
+            Some(existing) => existing.email = identity.email.clone(),
+            None => self.identities.push(identity.clone()),
+        }
+    }
 }
 
 /// SHA-256 of a session token: the only form in which tokens are stored.
@@ -101,39 +113,40 @@ impl From<sled::Error> for AccountError {
 }
 
 /// What the auth layer needs from storage. Each method is atomic on its own.
+#[async_trait::async_trait]
 pub trait AccountStore: Send + Sync {
     /// Fails with `UsernameTaken` if the (normalized) username exists.
-    fn create_user(&self, user: &UserRecord) -> Result<(), AccountError>;
-    fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
-    fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn create_user(&self, user: &UserRecord) -> Result<(), AccountError>;
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Replaces an existing user's record (same id and username).
-    fn update_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    async fn update_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     /// Users in creation order, after `after` (an id), at most `limit`.
-    fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, StoreError>;
-    fn insert_session(&self, hash: &TokenHash, session: &SessionRecord) -> Result<(), StoreError>;
-    fn session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
+    async fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, StoreError>;
+    async fn insert_session(&self, hash: &TokenHash, session: &SessionRecord) -> Result<(), StoreError>;
+    async fn session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
     /// Updates `last_seen_at` of a session that still exists (never resurrects one).
-    fn touch_session(&self, hash: &TokenHash, last_seen_at: i64) -> Result<(), StoreError>;
-    fn delete_session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
+    async fn touch_session(&self, hash: &TokenHash, last_seen_at: i64) -> Result<(), StoreError>;
+    async fn delete_session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
     /// A user's sessions with their token hashes.
-    fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
     /// Every session, for the expiry sweeper.
-    fn all_sessions(&self) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
+    async fn all_sessions(&self) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
     /// The user an external identity logs in as.
-    fn user_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<UserRecord>, StoreError>;
     /// The user a trusted provider vouched for this (lowercase) email for.
-    fn user_by_verified_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_verified_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Creates a user together with its identities (`user.identities`), atomically:
     /// `UsernameTaken` or `IdentityTaken` and nothing is written. `verified_email`, if
     /// any, is recorded for [`AccountStore::user_by_verified_email`] unless taken.
-    fn create_user_with_identity(
+    async fn create_user_with_identity(
         &self,
         user: &UserRecord,
         verified_email: Option<&str>,
     ) -> Result<(), AccountError>;
     /// Adds `identity` to a user (a no-op if it is already theirs); `IdentityTaken` if it
     /// belongs to someone else. Returns the updated user.
-    fn link_identity(
+    async fn link_identity(
         &self,
         user_id: &str,
         identity: &LinkedIdentity,
@@ -182,8 +195,9 @@ impl SledAccounts {
     }
 }
 
+#[async_trait::async_trait]
 impl AccountStore for SledAccounts {
-    fn create_user(&self, user: &UserRecord) -> Result<(), AccountError> {
+    async fn create_user(&self, user: &UserRecord) -> Result<(), AccountError> {
         let record = encode(user)?;
         let result = (&self.usernames, &self.users).transaction(|(names, users)| {
             if names.get(user.username.as_bytes())?.is_some() {
@@ -200,23 +214,23 @@ impl AccountStore for SledAccounts {
         }
     }
 
-    fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         self.users.get(id.as_bytes())?.map(|v| decode(&v)).transpose()
     }
 
-    fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         match self.usernames.get(username.as_bytes())? {
-            Some(id) => self.user(&String::from_utf8_lossy(&id)),
+            Some(id) => self.user(&String::from_utf8_lossy(&id)).await,
             None => Ok(None),
         }
     }
 
-    fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+    async fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         self.users.insert(user.id.as_bytes(), encode(user)?)?;
         Ok(())
     }
 
-    fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, StoreError> {
+    async fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Vec<UserRecord>, StoreError> {
         let iter = match after {
             Some(id) => {
                 let mut start = id.as_bytes().to_vec();
@@ -228,7 +242,7 @@ impl AccountStore for SledAccounts {
         iter.take(limit).map(|item| decode(&item?.1)).collect()
     }
 
-    fn insert_session(&self, hash: &TokenHash, session: &SessionRecord) -> Result<(), StoreError> {
+    async fn insert_session(&self, hash: &TokenHash, session: &SessionRecord) -> Result<(), StoreError> {
         let record = encode(session)?;
         let key = index_key(&session.user_id, &session.id);
         (&self.sessions, &self.user_sessions)
@@ -243,11 +257,11 @@ impl AccountStore for SledAccounts {
             })
     }
 
-    fn session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+    async fn session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
         self.sessions.get(&hash[..])?.map(|v| decode(&v)).transpose()
     }
 
-    fn touch_session(&self, hash: &TokenHash, last_seen_at: i64) -> Result<(), StoreError> {
+    async fn touch_session(&self, hash: &TokenHash, last_seen_at: i64) -> Result<(), StoreError> {
         self.sessions.update_and_fetch(&hash[..], |old| {
             let old = old?;
             let mut session: SessionRecord = serde_json::from_slice(old).ok()?;
@@ -257,7 +271,7 @@ impl AccountStore for SledAccounts {
         Ok(())
     }
 
-    fn delete_session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+    async fn delete_session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
         let Some(bytes) = self.sessions.get(&hash[..])? else {
             return Ok(None);
         };
@@ -276,19 +290,19 @@ impl AccountStore for SledAccounts {
         Ok(removed.then_some(session))
     }
 
-    fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
         let mut out = Vec::new();
         for item in self.user_sessions.scan_prefix(format!("{user_id}/").as_bytes()) {
             let (_, hash) = item?;
             let hash = to_hash(&hash)?;
-            if let Some(session) = self.session(&hash)? {
+            if let Some(session) = self.session(&hash).await? {
                 out.push((hash, session));
             }
         }
         Ok(out)
     }
 
-    fn all_sessions(&self) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
+    async fn all_sessions(&self) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
         self.sessions
             .iter()
             .map(|item| {
@@ -298,21 +312,21 @@ impl AccountStore for SledAccounts {
             .collect()
     }
 
-    fn user_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn user_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<UserRecord>, StoreError> {
         match self.identities.get(identity_key(issuer, subject))? {
-            Some(id) => self.user(&String::from_utf8_lossy(&id)),
+            Some(id) => self.user(&String::from_utf8_lossy(&id)).await,
             None => Ok(None),
         }
     }
 
-    fn user_by_verified_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn user_by_verified_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
         match self.verified_emails.get(email.as_bytes())? {
-            Some(id) => self.user(&String::from_utf8_lossy(&id)),
+            Some(id) => self.user(&String::from_utf8_lossy(&id)).await,
             None => Ok(None),
         }
     }
 
-    fn create_user_with_identity(
+    async fn create_user_with_identity(
         &self,
         user: &UserRecord,
         verified_email: Option<&str>,
@@ -355,7 +369,7 @@ impl AccountStore for SledAccounts {
         }
     }
 
-    fn link_identity(
+    async fn link_identity(
         &self,
         user_id: &str,
         identity: &LinkedIdentity,
@@ -382,14 +396,7 @@ impl AccountStore for SledAccounts {
                         identities.insert(key.as_slice(), user_id.as_bytes())?;
                     }
                 }
-                match user
-                    .identities
-                    .iter_mut()
-                    .find(|i| i.issuer == identity.issuer && i.subject == identity.subject)
-                {
-                    Some(existing) => existing.email = identity.email.clone(),
-                    None => user.identities.push(identity.clone()),
-                }
+                user.remember_identity(identity);
                 if let Some(email) = verified_email {
                     if emails.get(email.as_bytes())?.is_none() {
                         emails.insert(email.as_bytes(), user_id.as_bytes())?;
@@ -411,3 +418,7 @@ impl AccountStore for SledAccounts {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "accounts_tests.rs"]
+mod tests;

@@ -1,6 +1,8 @@
 //! Products and stock. Stock lives in its own tree (sku → u64) so checkout can update
-//! it atomically with orders; `search-pending` records products whose search-index
-//! update is not yet committed, so a crash in between is repaired at start-up.
+//! it atomically with orders. Every product write appends its sku to the change feed
+//! (`catalog-feed`, position → sku; the newest position in `catalog-feed-head`) in the
+//! same transaction: the search index follows the feed, so an index update cut short by
+//! a crash is redone from the index's recorded position.
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -29,35 +31,47 @@ pub enum CatalogStoreError {
     Store(#[from] StoreError),
 }
 
+#[async_trait::async_trait]
 pub trait CatalogStore: Send + Sync {
-    fn get(&self, sku: &str) -> Result<Option<(ProductRecord, u64)>, StoreError>;
+    async fn get(&self, sku: &str) -> Result<Option<(ProductRecord, u64)>, StoreError>;
     /// Inserts a new product with its stock; fails if the sku exists.
-    fn insert(&self, product: &ProductRecord, stock: u64) -> Result<(), CatalogStoreError>;
+    async fn insert(&self, product: &ProductRecord, stock: u64) -> Result<(), CatalogStoreError>;
     /// Replaces a product (and its stock, when given).
-    fn replace(&self, product: &ProductRecord, stock: Option<u64>) -> Result<(), StoreError>;
-    fn delete(&self, sku: &str) -> Result<bool, StoreError>;
+    async fn replace(&self, product: &ProductRecord, stock: Option<u64>) -> Result<(), StoreError>;
+    async fn delete(&self, sku: &str) -> Result<bool, StoreError>;
     /// Products by sku after `after`, with stock.
-    fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(ProductRecord, u64)>, StoreError>;
-    fn count(&self) -> usize;
-    fn all(&self) -> Result<Vec<ProductRecord>, StoreError>;
+    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(ProductRecord, u64)>, StoreError>;
+    async fn count(&self) -> Result<usize, StoreError>;
+    async fn all(&self) -> Result<Vec<ProductRecord>, StoreError>;
     /// Every sku (keys only, no decoding).
-    fn skus(&self) -> Result<Vec<String>, StoreError>;
-    fn pending(&self) -> Result<Vec<String>, StoreError>;
-    fn clear_pending(&self, skus: &[&str]) -> Result<(), StoreError>;
+    async fn skus(&self) -> Result<Vec<String>, StoreError>;
+    /// The change feed: `(position, sku)` of each product write after `seq`, in the
+    /// order the writes committed, at most `limit`.
+    async fn changes_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
+    /// The newest feed position (0 before the first write).
+    async fn feed_head(&self) -> Result<u64, StoreError>;
+    /// Changes after this position are all still in the feed (older ones may be trimmed).
+    async fn feed_floor(&self) -> Result<u64, StoreError>;
+    /// Forgets the changes at or before `seq`.
+    async fn trim_feed(&self, seq: u64) -> Result<(), StoreError>;
 }
 
 pub struct SledCatalog {
     products: sled::Tree,
     stock: sled::Tree,
-    pending: sled::Tree,
+    feed: sled::Tree,
+    feed_head: sled::Tree,
 }
+
+const HEAD: &[u8] = b"head";
 
 impl SledCatalog {
     pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
         Ok(Self {
             products: db.open_tree("products")?,
             stock: db.open_tree("stock")?,
-            pending: db.open_tree("search-pending")?,
+            feed: db.open_tree("catalog-feed")?,
+            feed_head: db.open_tree("catalog-feed-head")?,
         })
     }
 }
@@ -76,6 +90,22 @@ fn stock_value(bytes: Option<sled::IVec>) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
+/// Appends `sku` at the next feed position, inside a product write's transaction.
+fn append(
+    feed: &sled::transaction::TransactionalTree,
+    head: &sled::transaction::TransactionalTree,
+    sku: &[u8],
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    let next = stock_value(head.get(HEAD)?) + 1;
+    head.insert(HEAD, &next.to_be_bytes())?;
+    feed.insert(&next.to_be_bytes(), sku)?;
+    Ok(())
+}
+
+fn position(key: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(key).map_or(0, u64::from_be_bytes)
+}
+
 fn storage_error(e: TransactionError<()>) -> StoreError {
     match e {
         TransactionError::Storage(e) => StoreError::Sled(e),
@@ -83,27 +113,29 @@ fn storage_error(e: TransactionError<()>) -> StoreError {
     }
 }
 
+#[async_trait::async_trait]
 impl CatalogStore for SledCatalog {
-    fn get(&self, sku: &str) -> Result<Option<(ProductRecord, u64)>, StoreError> {
+    async fn get(&self, sku: &str) -> Result<Option<(ProductRecord, u64)>, StoreError> {
         match self.products.get(sku)? {
             Some(bytes) => Ok(Some((decode(&bytes)?, stock_value(self.stock.get(sku)?)))),
             None => Ok(None),
         }
     }
 
-    fn insert(&self, product: &ProductRecord, stock: u64) -> Result<(), CatalogStoreError> {
+    async fn insert(&self, product: &ProductRecord, stock: u64) -> Result<(), CatalogStoreError> {
         let record = encode(product)?;
         let sku = product.sku.as_bytes();
-        let result =
-            (&self.products, &self.stock, &self.pending).transaction(|(products, stocks, pending)| {
+        let result = (&self.products, &self.stock, &self.feed, &self.feed_head).transaction(
+            |(products, stocks, feed, head)| {
                 if products.get(sku)?.is_some() {
                     return Err(ConflictableTransactionError::Abort(()));
                 }
                 products.insert(sku, record.as_slice())?;
                 stocks.insert(sku, &stock.to_be_bytes())?;
-                pending.insert(sku, &[])?;
+                append(feed, head, sku)?;
                 Ok(())
-            });
+            },
+        );
         match result {
             Ok(()) => Ok(()),
             Err(TransactionError::Abort(())) => Err(CatalogStoreError::Exists),
@@ -111,35 +143,35 @@ impl CatalogStore for SledCatalog {
         }
     }
 
-    fn replace(&self, product: &ProductRecord, stock: Option<u64>) -> Result<(), StoreError> {
+    async fn replace(&self, product: &ProductRecord, stock: Option<u64>) -> Result<(), StoreError> {
         let record = encode(product)?;
         let sku = product.sku.as_bytes();
-        (&self.products, &self.stock, &self.pending)
-            .transaction(|(products, stocks, pending)| {
+        (&self.products, &self.stock, &self.feed, &self.feed_head)
+            .transaction(|(products, stocks, feed, head)| {
                 products.insert(sku, record.as_slice())?;
                 if let Some(stock) = stock {
                     stocks.insert(sku, &stock.to_be_bytes())?;
                 }
-                pending.insert(sku, &[])?;
+                append(feed, head, sku)?;
                 Ok(())
             })
             .map_err(storage_error)
     }
 
-    fn delete(&self, sku: &str) -> Result<bool, StoreError> {
-        (&self.products, &self.stock, &self.pending)
-            .transaction(|(products, stocks, pending)| {
+    async fn delete(&self, sku: &str) -> Result<bool, StoreError> {
+        (&self.products, &self.stock, &self.feed, &self.feed_head)
+            .transaction(|(products, stocks, feed, head)| {
                 let existed = products.remove(sku.as_bytes())?.is_some();
                 stocks.remove(sku.as_bytes())?;
                 if existed {
-                    pending.insert(sku.as_bytes(), &[])?;
+                    append(feed, head, sku.as_bytes())?;
                 }
                 Ok(existed)
             })
             .map_err(storage_error)
     }
 
-    fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(ProductRecord, u64)>, StoreError> {
+    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(ProductRecord, u64)>, StoreError> {
         let iter = match after {
             Some(sku) => {
                 let mut start = sku.as_bytes().to_vec();
@@ -156,15 +188,15 @@ impl CatalogStore for SledCatalog {
             .collect()
     }
 
-    fn count(&self) -> usize {
-        self.products.len()
+    async fn count(&self) -> Result<usize, StoreError> {
+        Ok(self.products.len())
     }
 
-    fn all(&self) -> Result<Vec<ProductRecord>, StoreError> {
+    async fn all(&self) -> Result<Vec<ProductRecord>, StoreError> {
         self.products.iter().values().map(|v| decode(&v?)).collect()
     }
 
-    fn skus(&self) -> Result<Vec<String>, StoreError> {
+    async fn skus(&self) -> Result<Vec<String>, StoreError> {
         self.products
             .iter()
             .keys()
@@ -172,20 +204,39 @@ impl CatalogStore for SledCatalog {
             .collect()
     }
 
-    fn pending(&self) -> Result<Vec<String>, StoreError> {
-        self.pending
-            .iter()
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+    async fn changes_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let from = seq.saturating_add(1).to_be_bytes();
+        self.feed
+            .range(from..)
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((position(&k), String::from_utf8_lossy(&v).into_owned()))
+            })
             .collect()
     }
 
-    fn clear_pending(&self, skus: &[&str]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for sku in skus {
-            batch.remove(sku.as_bytes());
+    async fn feed_head(&self) -> Result<u64, StoreError> {
+        Ok(stock_value(self.feed_head.get(HEAD)?))
+    }
+
+    async fn feed_floor(&self) -> Result<u64, StoreError> {
+        match self.feed.first()? {
+            Some((k, _)) => Ok(position(&k) - 1),
+            None => self.feed_head().await,
         }
-        self.pending.apply_batch(batch)?;
+    }
+
+    async fn trim_feed(&self, seq: u64) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for key in self.feed.range(..=seq.to_be_bytes()).keys() {
+            batch.remove(key?);
+        }
+        self.feed.apply_batch(batch)?;
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "catalog_tests.rs"]
+mod tests;

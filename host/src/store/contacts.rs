@@ -19,14 +19,15 @@ pub struct ContactRecord {
     pub updated_at: i64,
 }
 
+#[async_trait::async_trait]
 pub trait ContactStore: Send + Sync {
     /// Inserts or replaces.
-    fn put(&self, contact: &ContactRecord) -> Result<(), StoreError>;
-    fn get(&self, owner_id: &str, id: &str) -> Result<Option<ContactRecord>, StoreError>;
-    fn delete(&self, owner_id: &str, id: &str) -> Result<bool, StoreError>;
+    async fn put(&self, contact: &ContactRecord) -> Result<(), StoreError>;
+    async fn get(&self, owner_id: &str, id: &str) -> Result<Option<ContactRecord>, StoreError>;
+    async fn delete(&self, owner_id: &str, id: &str) -> Result<bool, StoreError>;
     /// All of one owner's contacts.
-    fn list(&self, owner_id: &str) -> Result<Vec<ContactRecord>, StoreError>;
-    fn count(&self, owner_id: &str) -> Result<usize, StoreError>;
+    async fn list(&self, owner_id: &str) -> Result<Vec<ContactRecord>, StoreError>;
+    async fn count(&self, owner_id: &str) -> Result<usize, StoreError>;
 }
 
 pub struct SledContacts {
@@ -49,29 +50,34 @@ fn decode(bytes: &[u8]) -> Result<ContactRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+#[async_trait::async_trait]
 impl ContactStore for SledContacts {
-    fn put(&self, c: &ContactRecord) -> Result<(), StoreError> {
+    async fn put(&self, c: &ContactRecord) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(c).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.tree.insert(key(&c.owner_id, &c.id), bytes)?;
         Ok(())
     }
 
-    fn get(&self, owner_id: &str, id: &str) -> Result<Option<ContactRecord>, StoreError> {
+    async fn get(&self, owner_id: &str, id: &str) -> Result<Option<ContactRecord>, StoreError> {
         self.tree.get(key(owner_id, id))?.map(|v| decode(&v)).transpose()
     }
 
-    fn delete(&self, owner_id: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, owner_id: &str, id: &str) -> Result<bool, StoreError> {
         Ok(self.tree.remove(key(owner_id, id))?.is_some())
     }
 
-    fn list(&self, owner_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
+    async fn list(&self, owner_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
         self.tree
             .scan_prefix(format!("{owner_id}/"))
             .map(|item| decode(&item?.1))
             .collect()
     }
 
-    fn count(&self, owner_id: &str) -> Result<usize, StoreError> {
+    async fn count(&self, owner_id: &str) -> Result<usize, StoreError> {
         Ok(self.tree.scan_prefix(format!("{owner_id}/")).keys().count())
     }
 }
+
+#[cfg(test)]
+#[path = "contacts_tests.rs"]
+mod tests;

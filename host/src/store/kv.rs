@@ -1,7 +1,7 @@
-//! A plugin's key-value store: a backend (sled today) behind [`KvBackend`], with the
-//! host's limits on top (key and value size, total quota) so a plugin cannot fill the disk.
+//! A plugin's key-value store: a backend (sled or PostgreSQL) behind [`KvBackend`], with
+//! the host's limits on top (key and value size, total quota) so a plugin cannot fill the
+//! disk.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Longest key, in bytes.
@@ -9,30 +9,36 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// Most keys one `list_keys` call returns.
 pub const MAX_LIST: u32 = 1000;
 
-/// The storage operations a plugin namespace needs. Implementations must make each
-/// operation atomic on its own.
+/// The storage operations a plugin namespace needs. Each is atomic on its own, and the
+/// quota is the backend's to keep: with several replicas on one database only the
+/// database can count a plugin's bytes exactly, so the check and the write happen in
+/// one step there.
+#[async_trait::async_trait]
 pub trait KvBackend: Send + Sync {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error>;
-    /// Stores `value`, returning the previous value.
-    fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, sled::Error>;
-    /// Removes `key`, returning the previous value.
-    fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error>;
-    /// Keys with `prefix`, strictly after `start_after`, in order, at most `limit`.
-    fn keys(
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Stores `value` unless the namespace would then hold more than `quota` bytes.
+    async fn set(&self, key: &str, value: &[u8], quota: u64) -> Result<(), KvError>;
+    /// Removes `key`; whether it was there.
+    async fn delete(&self, key: &str) -> Result<bool, KvError>;
+    /// Keys with `prefix`, strictly after `start_after`, in byte order, at most `limit`.
+    async fn keys(
         &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
+        prefix: &str,
+        start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<Vec<u8>>, sled::Error>;
+    ) -> Result<Vec<String>, KvError>;
+    /// Adds `delta` to the decimal counter at `key` (absent = 0) and returns the result.
+    async fn increment(&self, key: &str, delta: i64, quota: u64) -> Result<i64, KvError>;
     /// Sets `key` to `new` (None = remove) iff it currently holds `expected`.
-    fn compare_and_swap(
+    async fn compare_and_swap(
         &self,
-        key: &[u8],
+        key: &str,
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
-    ) -> Result<bool, sled::Error>;
-    /// Bytes of keys and values stored (computed at start-up).
-    fn stored_bytes(&self) -> Result<u64, sled::Error>;
+        quota: u64,
+    ) -> Result<bool, KvError>;
+    /// Bytes of keys and values stored.
+    async fn used_bytes(&self) -> Result<u64, KvError>;
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -59,95 +65,85 @@ impl From<sled::Error> for KvError {
     }
 }
 
+impl From<super::StoreError> for KvError {
+    fn from(e: super::StoreError) -> Self {
+        match e {
+            super::StoreError::Busy(_) => KvError::Contention,
+            e => KvError::Storage(e.to_string()),
+        }
+    }
+}
+
+/// The counter after adding `delta` to the stored decimal text `current` (absent = 0).
+pub fn next_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, KvError> {
+    let value = match current {
+        None => 0,
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| KvError::NotACounter(key.to_string()))?,
+    };
+    value.checked_add(delta).ok_or(KvError::Overflow)
+}
+
+/// What an entry counts against the quota.
+pub fn entry_size(key: &str, value: Option<&[u8]>) -> u64 {
+    value.map_or(0, |v| (key.len() + v.len()) as u64)
+}
+
 /// One plugin's namespace with its limits.
 #[derive(Clone)]
 pub struct PluginKv {
     backend: Arc<dyn KvBackend>,
     value_cap: u64,
     quota: u64,
-    used: Arc<AtomicU64>,
 }
 
 impl PluginKv {
-    pub fn new(backend: Arc<dyn KvBackend>, value_cap: u64, quota: u64) -> Result<Self, sled::Error> {
-        let used = backend.stored_bytes()?;
-        Ok(Self {
+    pub fn new(backend: Arc<dyn KvBackend>, value_cap: u64, quota: u64) -> Self {
+        Self {
             backend,
             value_cap,
             quota,
-            used: Arc::new(AtomicU64::new(used)),
-        })
+        }
     }
 
-    pub fn used_bytes(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
+    pub async fn used_bytes(&self) -> Result<u64, KvError> {
+        self.backend.used_bytes().await
     }
 
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
-        Ok(self.backend.get(key.as_bytes())?)
+        self.backend.get(key).await
     }
 
-    pub fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+    pub async fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         check_key(key)?;
         self.check_value(value)?;
-        let old = self.backend.get(key.as_bytes())?;
-        self.check_quota(key, old.as_deref(), Some(value))?;
-        let old = self.backend.insert(key.as_bytes(), value)?;
-        self.account(key, old.as_deref(), Some(value));
-        Ok(())
+        self.backend.set(key, value, self.quota).await
     }
 
-    pub fn delete(&self, key: &str) -> Result<bool, KvError> {
+    pub async fn delete(&self, key: &str) -> Result<bool, KvError> {
         check_key(key)?;
-        let old = self.backend.remove(key.as_bytes())?;
-        self.account(key, old.as_deref(), None);
-        Ok(old.is_some())
+        self.backend.delete(key).await
     }
 
-    pub fn list_keys(
+    pub async fn list_keys(
         &self,
         prefix: &str,
         start_after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, KvError> {
         let limit = limit.min(MAX_LIST) as usize;
-        let keys = self
-            .backend
-            .keys(prefix.as_bytes(), start_after.map(str::as_bytes), limit)?;
-        // Keys are only ever written from `&str`, so they are UTF-8.
-        Ok(keys
-            .into_iter()
-            .map(|k| String::from_utf8_lossy(&k).into_owned())
-            .collect())
+        self.backend.keys(prefix, start_after, limit).await
     }
 
-    pub fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+    pub async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         check_key(key)?;
-        for _ in 0..64 {
-            let current = self.backend.get(key.as_bytes())?;
-            let value = match &current {
-                None => 0,
-                Some(bytes) => std::str::from_utf8(bytes)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .ok_or_else(|| KvError::NotACounter(key.to_string()))?,
-            };
-            let next = value.checked_add(delta).ok_or(KvError::Overflow)?;
-            let encoded = next.to_string();
-            self.check_quota(key, current.as_deref(), Some(encoded.as_bytes()))?;
-            if self
-                .backend
-                .compare_and_swap(key.as_bytes(), current.as_deref(), Some(encoded.as_bytes()))?
-            {
-                self.account(key, current.as_deref(), Some(encoded.as_bytes()));
-                return Ok(next);
-            }
-        }
-        Err(KvError::Contention)
+        self.backend.increment(key, delta, self.quota).await
     }
 
-    pub fn compare_and_swap(
+    pub async fn compare_and_swap(
         &self,
         key: &str,
         expected: Option<&[u8]>,
@@ -157,12 +153,9 @@ impl PluginKv {
         if let Some(v) = new {
             self.check_value(v)?;
         }
-        self.check_quota(key, expected, new)?;
-        let swapped = self.backend.compare_and_swap(key.as_bytes(), expected, new)?;
-        if swapped {
-            self.account(key, expected, new);
-        }
-        Ok(swapped)
+        self.backend
+            .compare_and_swap(key, expected, new, self.quota)
+            .await
     }
 
     fn check_value(&self, value: &[u8]) -> Result<(), KvError> {
@@ -174,30 +167,6 @@ impl PluginKv {
         }
         Ok(())
     }
-
-    fn check_quota(&self, key: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> Result<(), KvError> {
-        let projected =
-            self.used_bytes() - entry_size(key, old).min(self.used_bytes()) + entry_size(key, new);
-        if new.is_some() && projected > self.quota {
-            return Err(KvError::QuotaExceeded { quota: self.quota });
-        }
-        Ok(())
-    }
-
-    fn account(&self, key: &str, old: Option<&[u8]>, new: Option<&[u8]>) {
-        let (remove, add) = (entry_size(key, old), entry_size(key, new));
-        if add >= remove {
-            self.used.fetch_add(add - remove, Ordering::Relaxed);
-        } else {
-            let _ = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                Some(u.saturating_sub(remove - add))
-            });
-        }
-    }
-}
-
-fn entry_size(key: &str, value: Option<&[u8]>) -> u64 {
-    value.map_or(0, |v| (key.len() + v.len()) as u64)
 }
 
 fn check_key(key: &str) -> Result<(), KvError> {
@@ -209,66 +178,153 @@ fn check_key(key: &str) -> Result<(), KvError> {
 
 #[cfg(test)]
 mod tests {
+    //! One contract, both backends: every test runs on sled and on PostgreSQL.
     use super::*;
+    use crate::store::postgres::{testing, PgKv};
     use crate::store::SledKv;
 
-    fn kv(value_cap: u64, quota: u64) -> PluginKv {
+    async fn backends(value_cap: u64, quota: u64) -> Vec<(&'static str, PluginKv)> {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        PluginKv::new(
-            Arc::new(SledKv::new(db.open_tree("t").unwrap())),
-            value_cap,
-            quota,
-        )
-        .unwrap()
+        let sled = Arc::new(SledKv::new(db.open_tree("t").unwrap()).unwrap());
+        let mut out = vec![("sled", PluginKv::new(sled, value_cap, quota))];
+        if let Some(pg) = testing::fresh().await {
+            let pg = Arc::new(PgKv::open(&pg, "plugin-a").await.unwrap());
+            out.push(("postgres", PluginKv::new(pg, value_cap, quota)));
+        }
+        out
     }
 
-    #[test]
-    fn set_get_delete_and_list() {
-        let kv = kv(1024, 1 << 20);
-        kv.set("a/1", b"x").unwrap();
-        kv.set("a/2", b"y").unwrap();
-        kv.set("b/1", b"z").unwrap();
-        assert_eq!(kv.get("a/1").unwrap().as_deref(), Some(&b"x"[..]));
-        assert_eq!(kv.list_keys("a/", None, 10).unwrap(), vec!["a/1", "a/2"]);
-        assert_eq!(kv.list_keys("a/", Some("a/1"), 10).unwrap(), vec!["a/2"]);
-        assert_eq!(kv.list_keys("", None, 2).unwrap().len(), 2);
-        assert!(kv.delete("a/1").unwrap());
-        assert!(!kv.delete("a/1").unwrap());
-        assert_eq!(kv.get("a/1").unwrap(), None);
-        assert_eq!(kv.used_bytes(), 8); // "a/2"+"y" and "b/1"+"z"
+    #[tokio::test]
+    async fn set_get_delete_and_list() {
+        for (backend, kv) in backends(1024, 1 << 20).await {
+            kv.set("a/1", b"x").await.unwrap();
+            kv.set("a/2", b"y").await.unwrap();
+            kv.set("b/1", b"z").await.unwrap();
+            assert_eq!(
+                kv.get("a/1").await.unwrap().as_deref(),
+                Some(&b"x"[..]),
+                "{backend}"
+            );
+            assert_eq!(
+                kv.list_keys("a/", None, 10).await.unwrap(),
+                vec!["a/1", "a/2"],
+                "{backend}"
+            );
+            assert_eq!(
+                kv.list_keys("a/", Some("a/1"), 10).await.unwrap(),
+                vec!["a/2"],
+                "{backend}"
+            );
+            assert_eq!(kv.list_keys("", None, 2).await.unwrap().len(), 2, "{backend}");
+            assert!(kv.delete("a/1").await.unwrap(), "{backend}");
+            assert!(!kv.delete("a/1").await.unwrap(), "{backend}");
+            assert_eq!(kv.get("a/1").await.unwrap(), None, "{backend}");
+            assert_eq!(kv.used_bytes().await.unwrap(), 8, "{backend}"); // "a/2"+"y" and "b/1"+"z"
+        }
     }
 
-    #[test]
-    fn increments_and_swaps_atomically() {
-        let kv = kv(1024, 1 << 20);
-        assert_eq!(kv.increment("n", 5).unwrap(), 5);
-        assert_eq!(kv.increment("n", -2).unwrap(), 3);
-        kv.set("s", b"text").unwrap();
-        assert_eq!(kv.increment("s", 1), Err(KvError::NotACounter("s".into())));
-        kv.set("max", i64::MAX.to_string().as_bytes()).unwrap();
-        assert_eq!(kv.increment("max", 1), Err(KvError::Overflow));
-        assert!(kv.compare_and_swap("c", None, Some(b"1")).unwrap());
-        assert!(!kv.compare_and_swap("c", None, Some(b"2")).unwrap());
-        assert!(kv.compare_and_swap("c", Some(b"1"), None).unwrap());
-        assert_eq!(kv.get("c").unwrap(), None);
+    #[tokio::test]
+    async fn keys_are_listed_in_byte_order_within_their_prefix() {
+        for (backend, kv) in backends(1024, 1 << 20).await {
+            for k in ["a/é", "a/Z", "a/a", "a/-", "a0", "a/\u{10000}"] {
+                kv.set(k, b"1").await.unwrap();
+            }
+            let listed = kv.list_keys("a/", None, 10).await.unwrap();
+            let mut sorted = listed.clone();
+            sorted.sort_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+            assert_eq!(listed, sorted, "{backend}");
+            assert_eq!(listed.len(), 5, "{backend}: a0 is outside a/");
+        }
     }
 
-    #[test]
-    fn enforces_key_value_and_quota_limits() {
-        let kv = kv(10, 30);
-        assert_eq!(kv.set("", b"x"), Err(KvError::BadKey));
-        assert_eq!(kv.set(&"k".repeat(MAX_KEY_BYTES + 1), b"x"), Err(KvError::BadKey));
-        assert_eq!(
-            kv.set("k", &[0; 11]),
-            Err(KvError::ValueTooLarge { size: 11, limit: 10 })
-        );
-        kv.set("k1", &[0; 10]).unwrap();
-        kv.set("k2", &[0; 10]).unwrap();
-        assert_eq!(kv.set("k3", &[0; 10]), Err(KvError::QuotaExceeded { quota: 30 }));
-        // Replacing a value in place counts the old one out.
-        kv.set("k2", &[1; 10]).unwrap();
-        kv.delete("k1").unwrap();
-        kv.set("k3", &[0; 10]).unwrap();
-        assert_eq!(kv.used_bytes(), 24);
+    #[tokio::test]
+    async fn increments_and_swaps_atomically() {
+        for (backend, kv) in backends(1024, 1 << 20).await {
+            assert_eq!(kv.increment("n", 5).await.unwrap(), 5, "{backend}");
+            assert_eq!(kv.increment("n", -2).await.unwrap(), 3, "{backend}");
+            kv.set("s", b"text").await.unwrap();
+            assert_eq!(
+                kv.increment("s", 1).await,
+                Err(KvError::NotACounter("s".into())),
+                "{backend}"
+            );
+            kv.set("max", i64::MAX.to_string().as_bytes()).await.unwrap();
+            assert_eq!(kv.increment("max", 1).await, Err(KvError::Overflow), "{backend}");
+            assert!(
+                kv.compare_and_swap("c", None, Some(b"1")).await.unwrap(),
+                "{backend}"
+            );
+            assert!(
+                !kv.compare_and_swap("c", None, Some(b"2")).await.unwrap(),
+                "{backend}"
+            );
+            assert!(
+                kv.compare_and_swap("c", Some(b"1"), None).await.unwrap(),
+                "{backend}"
+            );
+            assert_eq!(kv.get("c").await.unwrap(), None, "{backend}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_increments_of_one_new_key_all_count() {
+        for (backend, kv) in backends(1024, 1 << 20).await {
+            let tasks: Vec<_> = (0..16)
+                .map(|_| {
+                    let kv = kv.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..20 {
+                            kv.increment("hits", 1).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(
+                kv.get("hits").await.unwrap().as_deref(),
+                Some(&b"320"[..]),
+                "{backend}"
+            );
+            assert_eq!(kv.used_bytes().await.unwrap(), 7, "{backend}");
+        }
+    }
+
+    #[tokio::test]
+    async fn enforces_key_value_and_quota_limits() {
+        for (backend, kv) in backends(10, 30).await {
+            assert_eq!(kv.set("", b"x").await, Err(KvError::BadKey), "{backend}");
+            assert_eq!(
+                kv.set(&"k".repeat(MAX_KEY_BYTES + 1), b"x").await,
+                Err(KvError::BadKey)
+            );
+            assert_eq!(
+                kv.set("k", &[0; 11]).await,
+                Err(KvError::ValueTooLarge { size: 11, limit: 10 })
+            );
+            kv.set("k1", &[0; 10]).await.unwrap();
+            kv.set("k2", &[0; 10]).await.unwrap();
+            assert_eq!(
+                kv.set("k3", &[0; 10]).await,
+                Err(KvError::QuotaExceeded { quota: 30 }),
+                "{backend}"
+            );
+            // Replacing a value in place counts the old one out.
+            kv.set("k2", &[1; 10]).await.unwrap();
+            kv.delete("k1").await.unwrap();
+            kv.set("k3", &[0; 10]).await.unwrap();
+            assert_eq!(kv.used_bytes().await.unwrap(), 24, "{backend}");
+            assert_eq!(
+                kv.increment("counter", 1).await,
+                Err(KvError::QuotaExceeded { quota: 30 }),
+                "{backend}: a counter counts too"
+            );
+            assert_eq!(
+                kv.get("counter").await.unwrap(),
+                None,
+                "{backend}: nothing half-written"
+            );
+        }
     }
 }

@@ -162,6 +162,14 @@ impl OrderRecord {
                 && self.shipment.as_ref().is_some_and(|s| s.label_url.is_none()))
     }
 
+    /// Whether this order was paid through `plugin` with the provider's `provider_id`:
+    /// the recorded payment is what decides which order a webhook may touch.
+    pub fn paid_through(&self, plugin: &str, provider_id: &str) -> bool {
+        self.payment
+            .as_ref()
+            .is_some_and(|p| p.provider == plugin && p.provider_id == provider_id)
+    }
+
     /// The idempotency key of this attempt's refund: one per charge, so a second
     /// attempt's refund is never mistaken by the provider for the first one's.
     pub fn refund_key(&self) -> String {
@@ -211,6 +219,82 @@ pub enum Claim {
     InFlight,
     /// Same key, another request body.
     Mismatch,
+}
+
+/// Orders, stock reservations, purchase counters and idempotency records: what checkout
+/// needs from storage. Each method is atomic on its own; the ones that move stock change
+/// the stock, the order and the customer's counters together or not at all.
+#[async_trait::async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Units of each of `skus` the user bought or holds reserved (every order whose
+    /// units are out of stock).
+    async fn purchased(&self, user_id: &str, skus: &[&str]) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Takes the order's units out of stock and records it, atomically; nothing changes
+    /// if any line is short or the order id exists.
+    async fn reserve(&self, order: &OrderRecord) -> Result<(), ReserveError>;
+    /// Saves an order, returning its units to stock (and taking them off the user's
+    /// counters) first when `release` is set and the *stored* order has not returned
+    /// them yet. A compare-and-swap on `version`: when the stored order is not the one
+    /// `order` was read as, nothing is written and `StoreError::Conflict` says so.
+    /// `order` takes the stored version and flag only once the write committed.
+    async fn save(&self, order: &mut OrderRecord, release: bool) -> Result<(), StoreError>;
+    /// Deletes an order that never happened, returning its units to stock; only the
+    /// version the caller read (`StoreError::Conflict` otherwise, nothing changed).
+    async fn discard(&self, order: &OrderRecord) -> Result<(), StoreError>;
+    async fn get(&self, id: &str) -> Result<Option<OrderRecord>, StoreError>;
+    /// The order paid through `plugin` with the provider's `provider_id`, or `None` (also
+    /// when that id belongs to an order paid through another plugin).
+    async fn by_payment(&self, plugin: &str, provider_id: &str) -> Result<Option<OrderRecord>, StoreError>;
+    /// Ids of the unsettled orders created at or before `created_before` (Unix ms),
+    /// oldest first, at most `limit`.
+    async fn unsettled(&self, created_before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.unsettled_where(created_before, limit, &|_| true).await
+    }
+    /// As [`OrderStore::unsettled`], only the ones `wanted` keeps (skipped ones do not
+    /// count against `limit`, so orders waiting for a retry do not hide newer ones).
+    async fn unsettled_where(
+        &self,
+        created_before: i64,
+        limit: usize,
+        wanted: &(dyn for<'i> Fn(&'i str) -> bool + Send + Sync),
+    ) -> Result<Vec<String>, StoreError>;
+    /// A page of a user's orders, newest first: at most `limit` orders older than the
+    /// `before` position (an opaque position returned by an earlier page of the same
+    /// user), and the position to continue from when more remain.
+    async fn page_for_user(
+        &self,
+        user_id: &str,
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<OrderRecord>, Option<Vec<u8>>), StoreError>;
+    /// A page of all orders, newest first, optionally only those in `status`; a page may
+    /// also end early (with a position) so a rare status never means a full scan.
+    async fn page_all(
+        &self,
+        status: Option<OrderStatus>,
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<OrderRecord>, Option<Vec<u8>>), StoreError>;
+    /// Units of `sku` in stock.
+    async fn stock(&self, sku: &str) -> Result<u64, StoreError>;
+    /// Claims `key` for a request with `hash`. A claim older than `abandoned_after_ms`
+    /// without a response is taken over (its request died with its process).
+    async fn claim(
+        &self,
+        key: &str,
+        hash: &str,
+        order_id: &str,
+        now: i64,
+        abandoned_after_ms: i64,
+    ) -> Result<Claim, StoreError>;
+    /// Stores the response for a claimed key.
+    async fn complete(&self, key: &str, response: StoredResponse) -> Result<(), StoreError>;
+    /// Forgets a claim whose request ended without a response worth replaying.
+    async fn release_claim(&self, key: &str) -> Result<(), StoreError>;
+    /// Forgets every claim still waiting for its response. Returns how many.
+    async fn release_unfinished_claims(&self) -> Result<usize, StoreError>;
+    /// Drops answered idempotency records older than `max_age_ms`; returns how many.
+    async fn expire_idempotency(&self, now: i64, max_age_ms: i64) -> Result<usize, StoreError>;
 }
 
 pub struct SledOrders {
@@ -397,15 +481,8 @@ impl SledOrders {
         Ok(())
     }
 
-    /// Units of each of `skus` the user bought or holds reserved (every order whose units
-    /// are out of stock).
-    pub fn purchased(&self, user_id: &str, skus: &[&str]) -> Result<Vec<(String, u64)>, StoreError> {
-        skus.iter()
-            .map(|sku| {
-                let n = stock_of(self.purchases.get(purchase_key(user_id, sku).as_bytes())?);
-                Ok((sku.to_string(), n))
-            })
-            .collect()
+    fn load(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        self.orders.get(id.as_bytes())?.map(|v| decode(&v)).transpose()
     }
 
     /// Every tree an order's reservation or discard changes, for one transaction.
@@ -429,10 +506,24 @@ impl SledOrders {
             &self.unsettled,
         )
     }
+}
+
+#[async_trait::async_trait]
+impl OrderStore for SledOrders {
+    /// Units of each of `skus` the user bought or holds reserved (every order whose units
+    /// are out of stock).
+    async fn purchased(&self, user_id: &str, skus: &[&str]) -> Result<Vec<(String, u64)>, StoreError> {
+        skus.iter()
+            .map(|sku| {
+                let n = stock_of(self.purchases.get(purchase_key(user_id, sku).as_bytes())?);
+                Ok((sku.to_string(), n))
+            })
+            .collect()
+    }
 
     /// Takes the order's units out of stock and records it, atomically; nothing changes
     /// if any line is short.
-    pub fn reserve(&self, order: &OrderRecord) -> Result<(), ReserveError> {
+    async fn reserve(&self, order: &OrderRecord) -> Result<(), ReserveError> {
         let mut wanted: std::collections::BTreeMap<&str, u64> = Default::default();
         for l in &order.lines {
             *wanted.entry(l.sku.as_str()).or_default() += u64::from(l.quantity);
@@ -478,7 +569,7 @@ impl SledOrders {
     /// `order` was read as (another save came between), nothing is written and
     /// `StoreError::Conflict` says so. `order` takes the stored version and flag only
     /// once the transaction committed.
-    pub fn save(&self, order: &mut OrderRecord, release: bool) -> Result<(), StoreError> {
+    async fn save(&self, order: &mut OrderRecord, release: bool) -> Result<(), StoreError> {
         let expected = order.version;
         let mut next = order.clone();
         next.version = expected + 1;
@@ -541,7 +632,7 @@ impl SledOrders {
     /// Deletes an order that never happened (its payment was declined), returning its
     /// units to stock. Like [`Self::save`], only the version the caller read:
     /// `StoreError::Conflict` otherwise, nothing changed.
-    pub fn discard(&self, order: &OrderRecord) -> Result<(), StoreError> {
+    async fn discard(&self, order: &OrderRecord) -> Result<(), StoreError> {
         let lines = units(order);
         let index = user_key(&order.user_id, order.created_at, &order.id);
         let by_time = time_key(order.created_at, &order.id);
@@ -581,13 +672,13 @@ impl SledOrders {
             })
     }
 
-    pub fn get(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
-        self.orders.get(id.as_bytes())?.map(|v| decode(&v)).transpose()
+    async fn get(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        self.load(id)
     }
 
     /// The order paid through `plugin` with the provider's `provider_id`, or `None` (also
     /// when that id belongs to an order paid through another plugin).
-    pub fn by_payment(&self, plugin: &str, provider_id: &str) -> Result<Option<OrderRecord>, StoreError> {
+    async fn by_payment(&self, plugin: &str, provider_id: &str) -> Result<Option<OrderRecord>, StoreError> {
         // Databases from before the index was scoped have bare provider ids as keys; the
         // order's recorded payment decides either way.
         let id = match self.by_payment.get(payment_key(plugin, provider_id).as_bytes())? {
@@ -597,26 +688,18 @@ impl SledOrders {
         let Some(id) = id else {
             return Ok(None);
         };
-        Ok(self.get(&String::from_utf8_lossy(&id))?.filter(|o| {
-            o.payment
-                .as_ref()
-                .is_some_and(|p| p.provider == plugin && p.provider_id == provider_id)
-        }))
+        Ok(self
+            .load(&String::from_utf8_lossy(&id))?
+            .filter(|o| o.paid_through(plugin, provider_id)))
     }
 
-    /// Ids of the unsettled orders created at or before `created_before` (Unix ms),
-    /// oldest first, at most `limit`.
-    pub fn unsettled(&self, created_before: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        self.unsettled_where(created_before, limit, |_| true)
-    }
-
-    /// As [`Self::unsettled`], only the ones `wanted` keeps (skipped ones do not count
+    /// As [`OrderStore::unsettled`], only the ones `wanted` keeps (skipped ones do not count
     /// against `limit`, so orders waiting for a retry do not hide newer ones).
-    pub fn unsettled_where(
+    async fn unsettled_where(
         &self,
         created_before: i64,
         limit: usize,
-        mut wanted: impl FnMut(&str) -> bool,
+        wanted: &(dyn for<'i> Fn(&'i str) -> bool + Send + Sync),
     ) -> Result<Vec<String>, StoreError> {
         let end = format!("{:020}~", created_before.max(0)).into_bytes();
         let mut out = Vec::new();
@@ -635,7 +718,7 @@ impl SledOrders {
     /// A page of a user's orders, newest first: at most `limit` orders older than the
     /// `before` position (a position returned by an earlier page), and the position to
     /// continue from when more remain.
-    pub fn page_for_user(
+    async fn page_for_user(
         &self,
         user_id: &str,
         before: Option<&[u8]>,
@@ -658,7 +741,7 @@ impl SledOrders {
             if out.len() == limit {
                 return Ok((out, last_key));
             }
-            if let Some(o) = self.get(&String::from_utf8_lossy(&id))? {
+            if let Some(o) = self.load(&String::from_utf8_lossy(&id))? {
                 out.push(o);
                 last_key = Some(key.to_vec());
             }
@@ -669,7 +752,7 @@ impl SledOrders {
     /// A page of all orders, newest first, optionally only those in `status`: like
     /// `page_for_user`, but a page also ends after [`MAX_SCAN_PER_PAGE`] index entries
     /// (with a position to go on from), so a rare status never means a full scan.
-    pub fn page_all(
+    async fn page_all(
         &self,
         status: Option<OrderStatus>,
         before: Option<&[u8]>,
@@ -687,7 +770,7 @@ impl SledOrders {
                 return Ok((out, last_key));
             }
             last_key = Some(key.to_vec());
-            if let Some(o) = self.get(&String::from_utf8_lossy(&id))? {
+            if let Some(o) = self.load(&String::from_utf8_lossy(&id))? {
                 if status.is_none_or(|s| o.status == s) {
                     out.push(o);
                 }
@@ -696,13 +779,13 @@ impl SledOrders {
         Ok((out, None))
     }
 
-    pub fn stock(&self, sku: &str) -> Result<u64, StoreError> {
+    async fn stock(&self, sku: &str) -> Result<u64, StoreError> {
         Ok(stock_of(self.stock.get(sku.as_bytes())?))
     }
 
     /// Claims `key` for a request with `hash`. A claim older than `abandoned_after_ms`
     /// without a response is taken over (its request died with the process).
-    pub fn claim(
+    async fn claim(
         &self,
         key: &str,
         hash: &str,
@@ -747,7 +830,7 @@ impl SledOrders {
     }
 
     /// Stores the response for a claimed key.
-    pub fn complete(&self, key: &str, response: StoredResponse) -> Result<(), StoreError> {
+    async fn complete(&self, key: &str, response: StoredResponse) -> Result<(), StoreError> {
         if let Some(bytes) = self.idempotency.get(key.as_bytes())? {
             let mut rec: IdempotencyRecord = decode(&bytes)?;
             rec.response = Some(response);
@@ -757,7 +840,7 @@ impl SledOrders {
     }
 
     /// Forgets a claim whose request ended without a response worth replaying.
-    pub fn release_claim(&self, key: &str) -> Result<(), StoreError> {
+    async fn release_claim(&self, key: &str) -> Result<(), StoreError> {
         self.idempotency.remove(key.as_bytes())?;
         Ok(())
     }
@@ -765,7 +848,7 @@ impl SledOrders {
     /// Forgets every claim still waiting for its response: at start-up these belong to
     /// requests that died with the previous process, and their retries may go ahead at
     /// once (their orders were recovered first). Returns how many.
-    pub fn release_unfinished_claims(&self) -> Result<usize, StoreError> {
+    async fn release_unfinished_claims(&self) -> Result<usize, StoreError> {
         let mut released = 0;
         for item in self.idempotency.iter() {
             let (k, v) = item?;
@@ -779,7 +862,7 @@ impl SledOrders {
     }
 
     /// Drops idempotency records older than `max_age_ms`; returns how many.
-    pub fn expire_idempotency(&self, now: i64, max_age_ms: i64) -> Result<usize, StoreError> {
+    async fn expire_idempotency(&self, now: i64, max_age_ms: i64) -> Result<usize, StoreError> {
         let mut removed = 0;
         for item in self.idempotency.iter() {
             let (k, v) = item?;

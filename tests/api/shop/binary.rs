@@ -25,6 +25,20 @@ impl ShopDir {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
+        Self::create_in(dir, data, opts).await
+    }
+
+    /// As [`Self::create`], on a fresh PostgreSQL schema whatever the test backend (for
+    /// replicas); `None` when no PostgreSQL answers and none is required.
+    pub async fn create_on_postgres(opts: &ShopOptions) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        crate::helpers::postgres_section(&data).await?;
+        Some(Self::create_in(dir, data, opts).await)
+    }
+
+    async fn create_in(dir: tempfile::TempDir, data: PathBuf, opts: &ShopOptions) -> Self {
         for (name, admin) in [("root", true), ("shopper", false)] {
             let out = cli_create_user(&data, name, admin, PASSWORD).await;
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -43,6 +57,15 @@ impl ShopDir {
     pub async fn start(&self) -> Server {
         Server::start(&self.config, &self.data).await
     }
+
+    /// Replica `n` of the shop: a data directory of its own, the same database.
+    pub async fn start_replica(&self, n: usize) -> Server {
+        let data = self.data.with_file_name(format!("replica-{n}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let marker = crate::helpers::DATABASE_MARKER;
+        std::fs::copy(self.data.join(marker), data.join(marker)).unwrap();
+        Server::start(&self.config, &data).await
+    }
 }
 
 /// The real binary, killed with SIGKILL.
@@ -53,7 +76,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(config: &Path, data: &Path) -> Self {
-        let mut child = spawn_binary(config, Some(data));
+        let mut child = spawn_binary(config, Some(data)).await;
         let base = wait_listening(&mut child).await;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))

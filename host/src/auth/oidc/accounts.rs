@@ -87,25 +87,26 @@ impl Auth {
         let trusted_email = identity.trusted_email();
         let user = match self
             .accounts
-            .user_by_identity(&identity.issuer, &identity.subject)?
+            .user_by_identity(&identity.issuer, &identity.subject)
+            .await?
         {
             Some(user) => user,
-            None => match trusted_email
-                .as_deref()
-                .map(|e| self.accounts.user_by_verified_email(e))
-                .transpose()?
-                .flatten()
-            {
+            None => match match trusted_email.as_deref() {
+                Some(email) => self.accounts.user_by_verified_email(email).await?,
+                None => None,
+            } {
                 Some(owner) => {
-                    let user = self.accounts.link_identity(
-                        &owner.id,
-                        &identity.linked(),
-                        trusted_email.as_deref(),
-                    )?;
+                    let user = self
+                        .accounts
+                        .link_identity(&owner.id, &identity.linked(), trusted_email.as_deref())
+                        .await?;
                     tracing::info!(user_id = %user.id, provider = %identity.provider, "external identity linked by trusted verified email");
                     user
                 }
-                None => self.create_external_user(identity, trusted_email.as_deref())?,
+                None => {
+                    self.create_external_user(identity, trusted_email.as_deref())
+                        .await?
+                }
             },
         };
         if user.disabled {
@@ -115,7 +116,7 @@ impl Auth {
         self.open_session(user, client).await
     }
 
-    fn create_external_user(
+    async fn create_external_user(
         &self,
         identity: &ExternalIdentity,
         trusted_email: Option<&str>,
@@ -142,7 +143,11 @@ impl Auth {
             user.username = Username::parse(&candidate)
                 .map_err(|e| AuthError::InvalidUsername(e.to_string()))?
                 .to_string();
-            match self.accounts.create_user_with_identity(&user, trusted_email) {
+            match self
+                .accounts
+                .create_user_with_identity(&user, trusted_email)
+                .await
+            {
                 Ok(()) => {
                     tracing::info!(user_id = %user.id, username = %user.username, provider = %identity.provider, "user created by social login");
                     return Ok(user);
@@ -152,7 +157,8 @@ impl Auth {
                 Err(AccountError::IdentityTaken) => {
                     return self
                         .accounts
-                        .user_by_identity(&identity.issuer, &identity.subject)?
+                        .user_by_identity(&identity.issuer, &identity.subject)
+                        .await?
                         .ok_or(AuthError::IdentityTaken)
                 }
                 Err(e) => return Err(e.into()),
@@ -167,11 +173,14 @@ impl Auth {
         p: &Principal,
         identity: &ExternalIdentity,
     ) -> Result<UserRecord, AuthError> {
-        let user = self.accounts.link_identity(
-            &p.user.id,
-            &identity.linked(),
-            identity.trusted_email().as_deref(),
-        )?;
+        let user = self
+            .accounts
+            .link_identity(
+                &p.user.id,
+                &identity.linked(),
+                identity.trusted_email().as_deref(),
+            )
+            .await?;
         self.storage.flush().await?;
         tracing::info!(user_id = %user.id, provider = %identity.provider, "external identity linked");
         Ok(user)

@@ -5,7 +5,7 @@
 
 mod accounts;
 mod error;
-mod pending;
+pub mod pending;
 mod provider;
 
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ pub use pending::PENDING_TTL;
 use crate::auth::IpLimiter;
 use crate::config::{AuthConfig, OAuthConfig, ProviderKind};
 use crate::domain::ProviderName;
-use pending::{MemoryPending, PendingLogins};
+use pending::{PendingLogins, PendingStore};
 use provider::{endpoint, truthy, Provider};
 
 /// How long one request to a provider may take.
@@ -64,7 +64,9 @@ pub struct OAuth {
 }
 
 impl OAuth {
-    pub fn new(auth: &AuthConfig) -> Self {
+    /// Social login; logins in progress are kept where `pending` says (in memory, or in
+    /// the shared database so a login may finish on another replica).
+    pub fn new(auth: &AuthConfig, pending: Box<dyn PendingStore>) -> Self {
         let config = &auth.oauth;
         for (name, why) in &config.skipped {
             tracing::warn!(provider = %name, reason = %why, "social login provider skipped");
@@ -82,7 +84,7 @@ impl OAuth {
                 .map(|p| (p.name.to_string(), Provider::new(p.clone())))
                 .collect(),
             config: config.clone(),
-            pending: PendingLogins::new(Box::new(MemoryPending::new(auth.oauth_max_pending))),
+            pending: PendingLogins::new(pending),
             starts: IpLimiter::new(
                 auth.rate_limit.oauth_start_per_ip_per_minute,
                 Duration::from_secs(60),
@@ -130,8 +132,8 @@ impl OAuth {
     }
 
     /// Logins in progress now (a gauge in `/metrics`).
-    pub fn pending_count(&self) -> usize {
-        self.pending.count()
+    pub async fn pending_count(&self) -> usize {
+        self.pending.count().await
     }
 
     /// Starts a login (or, with `link_user_id`, a link) at `provider` for a browser at
@@ -164,6 +166,7 @@ impl OAuth {
         let started = self
             .pending
             .start(name.clone(), return_url, link_user_id, client)
+            .await
             .map_err(|pending::Full| OAuthError::Busy)?;
         let mut url = authorize;
         {
@@ -213,6 +216,7 @@ impl OAuth {
         let pending = self
             .pending
             .take(state, binding, &p.config.name)
+            .await
             .ok_or(OAuthError::StateInvalid)?;
         if let Some(error) = &params.error {
             let error: String = error.chars().take(100).collect();

@@ -72,6 +72,56 @@ pub struct PendingLogin {
     network: IpAddr,
 }
 
+/// A login as a shared store keeps it: text fields only, the browser binding as the
+/// hex of its hash, the network apart (a store indexes it).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct StoredLogin {
+    provider: String,
+    nonce: String,
+    pkce_verifier: String,
+    return_url: String,
+    link_user_id: Option<String>,
+    binding: String,
+}
+
+impl PendingLogin {
+    /// The network it counts in (see [`network_of`]).
+    pub fn network(&self) -> IpAddr {
+        self.network
+    }
+
+    pub fn to_stored(&self) -> StoredLogin {
+        StoredLogin {
+            provider: self.provider.to_string(),
+            nonce: self.nonce.clone(),
+            pkce_verifier: self.pkce_verifier.clone(),
+            return_url: self.return_url.to_string(),
+            link_user_id: self.link_user_id.clone(),
+            binding: hex::encode(self.binding),
+        }
+    }
+
+    /// The login back from its stored form; `None` if the store holds something this
+    /// version cannot read (the login then fails as an unknown state would).
+    pub fn from_stored(stored: StoredLogin, network: IpAddr) -> Option<Self> {
+        Some(Self {
+            provider: ProviderName::parse(&stored.provider).ok()?,
+            nonce: stored.nonce,
+            pkce_verifier: stored.pkce_verifier,
+            return_url: Url::parse(&stored.return_url).ok()?,
+            link_user_id: stored.link_user_id,
+            binding: hex::decode(&stored.binding).ok()?.try_into().ok()?,
+            network,
+        })
+    }
+}
+
+impl StateKey {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
 /// The network a client address counts in for the cap: its IPv4 /24 or IPv6 /48 (what
 /// one party commonly holds).
 pub fn network_of(ip: IpAddr) -> IpAddr {
@@ -87,16 +137,17 @@ pub fn network_of(ip: IpAddr) -> IpAddr {
 pub struct Full;
 
 /// Where logins in progress are kept.
+#[async_trait::async_trait]
 pub trait PendingStore: Send + Sync {
     /// Keeps `login` under `key` for [`PENDING_TTL`]. At the cap it takes the place of
     /// the oldest login of the network holding the most, if that network holds at
     /// least two more than `login`'s; otherwise `Err(Full)`.
-    fn insert(&self, key: StateKey, login: PendingLogin) -> Result<(), Full>;
+    async fn insert(&self, key: StateKey, login: PendingLogin) -> Result<(), Full>;
     /// Removes the login under `key` and returns it if it has not expired: at most one
     /// caller ever gets it.
-    fn take(&self, key: &StateKey) -> Option<PendingLogin>;
+    async fn take(&self, key: &StateKey) -> Option<PendingLogin>;
     /// Logins held now (for `/metrics`).
-    fn count(&self) -> usize;
+    async fn count(&self) -> usize;
 }
 
 /// The in-memory [`PendingStore`]: at most `cap` logins.
@@ -206,8 +257,9 @@ impl MemoryPending {
     }
 }
 
+#[async_trait::async_trait]
 impl PendingStore for MemoryPending {
-    fn insert(&self, key: StateKey, login: PendingLogin) -> Result<(), Full> {
+    async fn insert(&self, key: StateKey, login: PendingLogin) -> Result<(), Full> {
         let now = Instant::now();
         let mut t = self.table();
         t.expire(now);
@@ -220,13 +272,13 @@ impl PendingStore for MemoryPending {
         Ok(())
     }
 
-    fn take(&self, key: &StateKey) -> Option<PendingLogin> {
+    async fn take(&self, key: &StateKey) -> Option<PendingLogin> {
         let now = Instant::now();
         let (age, login) = self.table().remove(key)?;
         (age.0 > now).then_some(login)
     }
 
-    fn count(&self) -> usize {
+    async fn count(&self) -> usize {
         let mut t = self.table();
         t.expire(Instant::now());
         t.logins.len()
@@ -252,7 +304,7 @@ impl PendingLogins {
     }
 
     /// Records a new login; `Err(Full)` when too many are in progress.
-    pub fn start(
+    pub async fn start(
         &self,
         provider: ProviderName,
         return_url: Url,
@@ -270,7 +322,7 @@ impl PendingLogins {
             binding: hash(&binding),
             network: network_of(client),
         };
-        self.store.insert(StateKey::of(&state), login)?;
+        self.store.insert(StateKey::of(&state), login).await?;
         Ok(Started {
             pkce_challenge: pkce_challenge(&verifier),
             state,
@@ -282,15 +334,20 @@ impl PendingLogins {
     /// Takes the login for `state` (it is gone afterwards, whatever happens next) if it
     /// is for `provider`, younger than [`PENDING_TTL`] and `binding` is the cookie of the
     /// browser that started it.
-    pub fn take(&self, state: &str, binding: Option<&str>, provider: &ProviderName) -> Option<PendingLogin> {
-        let pending = self.store.take(&StateKey::of(state))?;
+    pub async fn take(
+        &self,
+        state: &str,
+        binding: Option<&str>,
+        provider: &ProviderName,
+    ) -> Option<PendingLogin> {
+        let pending = self.store.take(&StateKey::of(state)).await?;
         let same_browser = binding.is_some_and(|b| constant_time_eq(&hash(b), &pending.binding));
         (same_browser && &pending.provider == provider).then_some(pending)
     }
 
     /// Logins in progress now.
-    pub fn count(&self) -> usize {
-        self.store.count()
+    pub async fn count(&self) -> usize {
+        self.store.count().await
     }
 }
 
@@ -310,28 +367,37 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_login_is_taken_once_by_its_own_browser() {
+    #[tokio::test]
+    async fn a_login_is_taken_once_by_its_own_browser() {
         let logins = PendingLogins::new(Box::new(MemoryPending::new(10)));
         let google = ProviderName::parse("google").unwrap();
         let url = Url::parse("https://shop.example/").unwrap();
-        let s = logins.start(google.clone(), url.clone(), None, HOME).unwrap();
-        assert!(logins.take(&s.state, Some(&s.binding), &google).is_some());
+        let s = logins
+            .start(google.clone(), url.clone(), None, HOME)
+            .await
+            .unwrap();
+        assert!(logins.take(&s.state, Some(&s.binding), &google).await.is_some());
         assert!(
-            logins.take(&s.state, Some(&s.binding), &google).is_none(),
+            logins.take(&s.state, Some(&s.binding), &google).await.is_none(),
             "single use"
         );
 
-        let s = logins.start(google.clone(), url.clone(), None, HOME).unwrap();
-        assert!(logins.take(&s.state, Some("another browser"), &google).is_none());
+        let s = logins
+            .start(google.clone(), url.clone(), None, HOME)
+            .await
+            .unwrap();
+        assert!(logins
+            .take(&s.state, Some("another browser"), &google)
+            .await
+            .is_none());
         assert!(
-            logins.take(&s.state, Some(&s.binding), &google).is_none(),
+            logins.take(&s.state, Some(&s.binding), &google).await.is_none(),
             "burnt by the failed try"
         );
 
-        let s = logins.start(google.clone(), url, None, HOME).unwrap();
+        let s = logins.start(google.clone(), url, None, HOME).await.unwrap();
         let other = ProviderName::parse("github").unwrap();
-        assert!(logins.take(&s.state, Some(&s.binding), &other).is_none());
+        assert!(logins.take(&s.state, Some(&s.binding), &other).await.is_none());
         assert_ne!(s.state, s.nonce);
     }
 
@@ -353,56 +419,61 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_full_store_refuses_and_keeps_its_logins() {
+    #[tokio::test]
+    async fn a_full_store_refuses_and_keeps_its_logins() {
         let store = MemoryPending::new(3);
         let keys: Vec<StateKey> = (0..3).map(|i| StateKey::of(&format!("s{i}"))).collect();
         for k in &keys {
-            store.insert(*k, login()).unwrap();
+            store.insert(*k, login()).await.unwrap();
         }
-        assert!(store.insert(StateKey::of("s3"), login()).is_err());
-        assert_eq!(store.count(), 3);
+        assert!(store.insert(StateKey::of("s3"), login()).await.is_err());
+        assert_eq!(store.count().await, 3);
         assert!(
-            store.take(&keys[1]).is_some(),
+            store.take(&keys[1]).await.is_some(),
             "a live login survives the refusal"
         );
-        assert!(store.take(&keys[1]).is_none(), "single use");
+        assert!(store.take(&keys[1]).await.is_none(), "single use");
         assert!(
-            store.insert(StateKey::of("s3"), login()).is_ok(),
+            store.insert(StateKey::of("s3"), login()).await.is_ok(),
             "its slot is free again"
         );
         let t = store.table();
         assert_eq!((t.logins.len(), t.by_age.len()), (3, 3));
     }
 
-    #[test]
-    fn at_the_cap_a_flooding_network_loses_its_oldest_logins_not_anyone_elses() {
+    #[tokio::test]
+    async fn at_the_cap_a_flooding_network_loses_its_oldest_logins_not_anyone_elses() {
         let store = MemoryPending::new(4);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         store
             .insert(StateKey::of("alice"), login_from(ip("198.51.100.9")))
+            .await
             .unwrap();
         // One /24 (and one /48) fills the rest.
         for (i, key) in ["f1", "f2", "f3"].iter().enumerate() {
             store
                 .insert(StateKey::of(key), login_from(ip(&format!("203.0.113.{i}"))))
+                .await
                 .unwrap();
         }
         // The flooder's own next start is refused: it already holds the most.
         assert!(store
             .insert(StateKey::of("f4"), login_from(ip("203.0.113.200")))
+            .await
             .is_err());
         // Someone from elsewhere takes the place of the flooder's oldest.
         store
             .insert(StateKey::of("bob"), login_from(ip("2001:db8:1::1")))
+            .await
             .unwrap();
-        assert!(store.take(&StateKey::of("f1")).is_none(), "evicted");
+        assert!(store.take(&StateKey::of("f1")).await.is_none(), "evicted");
         // Then the flooder holds 2 against bob's network's 1: no more evictions for
         // that network (no ping-pong), and alice was never touched.
         assert!(store
             .insert(StateKey::of("bob2"), login_from(ip("2001:db8:1:ffff::2")))
+            .await
             .is_err());
-        assert!(store.take(&StateKey::of("alice")).is_some());
+        assert!(store.take(&StateKey::of("alice")).await.is_some());
         let t = store.table();
         assert_eq!(t.logins.len(), 3);
         let weights: usize = t.weights.iter().map(|(n, _)| n).sum();
@@ -418,8 +489,8 @@ mod tests {
         assert_eq!(n("2001:db8:aa:bb::1"), "2001:db8:aa::");
     }
 
-    #[test]
-    fn expired_logins_are_not_taken_and_leave_the_store() {
+    #[tokio::test]
+    async fn expired_logins_are_not_taken_and_leave_the_store() {
         let store = MemoryPending::new(2);
         let past = Instant::now();
         {
@@ -430,12 +501,12 @@ mod tests {
             }
             t.next = 2;
         }
-        assert!(store.take(&StateKey::of("old1")).is_none(), "expired");
+        assert!(store.take(&StateKey::of("old1")).await.is_none(), "expired");
         assert!(
-            store.insert(StateKey::of("new"), login()).is_ok(),
+            store.insert(StateKey::of("new"), login()).await.is_ok(),
             "expired ones made room"
         );
-        assert_eq!(store.count(), 1);
-        assert!(store.take(&StateKey::of("new")).is_some());
+        assert_eq!(store.count().await, 1);
+        assert!(store.take(&StateKey::of("new")).await.is_some());
     }
 }

@@ -1,0 +1,499 @@
+//! [`OrderStore`] on PostgreSQL. A reservation inserts the order, takes each line's
+//! units with a conditional `UPDATE stock … WHERE units >= wanted` and counts them on
+//! the customer's purchase counters, all in one transaction: stock never goes below
+//! zero and no unit is counted twice, on any number of replicas. Rows are always locked
+//! in the same order (the order, then stock and counters by sku), so reservations,
+//! saves and discards do not deadlock each other; whatever contention remains
+//! (serialization failures on CockroachDB-like databases) is retried by
+//! [`Pg::retrying`].
+
+use std::collections::BTreeMap;
+
+use sqlx::PgConnection;
+
+use super::{from_json, to_json, Pg};
+use crate::store::{Claim, OrderRecord, OrderStatus, OrderStore, ReserveError, StoreError, StoredResponse};
+
+pub struct PgOrders {
+    pg: Pg,
+}
+
+impl PgOrders {
+    pub fn new(pg: &Pg) -> Self {
+        Self { pg: pg.clone() }
+    }
+}
+
+impl super::Contended for ReserveError {
+    fn contended(&self) -> bool {
+        matches!(self, ReserveError::Store(StoreError::Busy(_)))
+    }
+}
+
+fn status_text(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Pending => "pending",
+        OrderStatus::Paid => "paid",
+        OrderStatus::Fulfilled => "fulfilled",
+        OrderStatus::Refunded => "refunded",
+        OrderStatus::Failed => "failed",
+    }
+}
+
+/// Each sku's units in the order, by sku (the lock order).
+fn units(order: &OrderRecord) -> BTreeMap<&str, i64> {
+    let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
+    for l in &order.lines {
+        *wanted.entry(l.sku.as_str()).or_default() += i64::from(l.quantity);
+    }
+    wanted
+}
+
+fn version(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Puts an order's units back in stock and takes them off the customer's counters.
+async fn return_units(tx: &mut PgConnection, order: &OrderRecord) -> Result<(), StoreError> {
+    for (sku, n) in units(order) {
+        // A product deleted meanwhile gets its stock row back, as in sled.
+        sqlx::query(
+            "INSERT INTO stock (sku, units) VALUES ($1, $2)
+             ON CONFLICT (sku) DO UPDATE SET units = stock.units + EXCLUDED.units",
+        )
+        .bind(sku)
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE user_purchases SET units = GREATEST(units - $3, 0) WHERE user_id = $1 AND sku = $2",
+        )
+        .bind(&order.user_id)
+        .bind(sku)
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The stored order's version and flag, locked for this transaction.
+async fn lock_order(tx: &mut PgConnection, id: &str) -> Result<Option<(i64, bool)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT version, stock_released FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(tx)
+            .await?,
+    )
+}
+
+/// `{created_at:020}/{id}`: the position format the sled backend uses too.
+fn position(created_at: i64, id: &str) -> String {
+    format!("{created_at:020}/{id}")
+}
+
+fn parse_position(p: &str) -> Option<(i64, &str)> {
+    let (at, id) = p.split_once('/')?;
+    Some((at.parse().ok()?, id))
+}
+
+impl PgOrders {
+    async fn try_reserve(&self, order: &OrderRecord) -> Result<(), ReserveError> {
+        let mut tx = self.pg.pool().begin().await.map_err(StoreError::from)?;
+        let inserted = sqlx::query(
+            "INSERT INTO orders (id, user_id, created_at, status, unsettled, version, stock_released, record)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(&order.id)
+        .bind(&order.user_id)
+        .bind(order.created_at)
+        .bind(status_text(order.status))
+        .bind(order.is_unsettled())
+        .bind(version(order.version))
+        .bind(order.stock_released)
+        .bind(to_json(order)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        if inserted.rows_affected() == 0 {
+            return Err(ReserveError::Exists(order.id.clone()));
+        }
+        for (sku, n) in units(order) {
+            let left: Option<i64> = sqlx::query_scalar(
+                "UPDATE stock SET units = units - $2 WHERE sku = $1 AND units >= $2 RETURNING units",
+            )
+            .bind(sku)
+            .bind(n)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+            if left.is_none() {
+                let available: Option<i64> = sqlx::query_scalar("SELECT units FROM stock WHERE sku = $1")
+                    .bind(sku)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                return Err(ReserveError::OutOfStock {
+                    sku: sku.to_string(),
+                    available: available.map_or(0, |n| u64::try_from(n).unwrap_or(0)),
+                });
+            }
+            sqlx::query(
+                "INSERT INTO user_purchases (user_id, sku, units) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_id, sku) DO UPDATE SET units = user_purchases.units + EXCLUDED.units",
+            )
+            .bind(&order.user_id)
+            .bind(sku)
+            .bind(n)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// One attempt at a save; the stored `stock_released` after it.
+    async fn try_save(&self, order: &OrderRecord, release: bool) -> Result<bool, StoreError> {
+        let mut tx = self.pg.pool().begin().await?;
+        let Some((stored_version, stored_released)) = lock_order(&mut tx, &order.id).await? else {
+            return Err(StoreError::Conflict(format!("order {}", order.id)));
+        };
+        if stored_version != version(order.version) {
+            return Err(StoreError::Conflict(format!("order {}", order.id)));
+        }
+        let give_back = release && !stored_released;
+        if give_back {
+            return_units(&mut tx, order).await?;
+        }
+        let mut next = order.clone();
+        next.version = order.version + 1;
+        next.stock_released = stored_released || give_back;
+        sqlx::query(
+            "UPDATE orders SET status = $2, unsettled = $3, version = $4, stock_released = $5, record = $6
+              WHERE id = $1",
+        )
+        .bind(&order.id)
+        .bind(status_text(next.status))
+        .bind(next.is_unsettled())
+        .bind(version(next.version))
+        .bind(next.stock_released)
+        .bind(to_json(&next)?)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(p) = &order.payment {
+            sqlx::query(
+                "INSERT INTO order_payments (plugin, provider_id, order_id) VALUES ($1, $2, $3)
+                 ON CONFLICT (plugin, provider_id) DO UPDATE SET order_id = EXCLUDED.order_id",
+            )
+            .bind(&p.provider)
+            .bind(&p.provider_id)
+            .bind(&order.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(next.stock_released)
+    }
+
+    async fn try_discard(&self, order: &OrderRecord) -> Result<(), StoreError> {
+        let mut tx = self.pg.pool().begin().await?;
+        if let Some((stored_version, stored_released)) = lock_order(&mut tx, &order.id).await? {
+            if stored_version != version(order.version) {
+                return Err(StoreError::Conflict(format!("order {}", order.id)));
+            }
+            sqlx::query("DELETE FROM orders WHERE id = $1")
+                .bind(&order.id)
+                .execute(&mut *tx)
+                .await?;
+            if !stored_released {
+                return_units(&mut tx, order).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_claim(
+        &self,
+        key: &str,
+        hash: &str,
+        order_id: &str,
+        now: i64,
+        abandoned_after_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut tx = self.pg.pool().begin().await?;
+        let current: Option<(String, Option<serde_json::Value>, i64)> = sqlx::query_as(
+            "SELECT request_hash, response, claimed_at FROM idempotency WHERE key = $1 FOR UPDATE",
+        )
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match current {
+            None => {
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency (key, request_hash, order_id, response, created_at, claimed_at)
+                     VALUES ($1, $2, $3, NULL, $4, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(key)
+                .bind(hash)
+                .bind(order_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    // Another request made the key first: run again and see its claim.
+                    return Err(StoreError::Busy(format!("idempotency key {key}")));
+                }
+            }
+            Some((stored_hash, _, _)) if stored_hash != hash => return Ok(Claim::Mismatch),
+            Some((_, Some(response), _)) => return Ok(Claim::Done(from_json(response)?)),
+            Some((_, None, claimed_at)) if now - claimed_at < abandoned_after_ms => {
+                return Ok(Claim::InFlight)
+            }
+            Some(_) => {
+                sqlx::query("UPDATE idempotency SET claimed_at = $2 WHERE key = $1")
+                    .bind(key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Claim::Fresh)
+    }
+
+    async fn page(
+        &self,
+        user: Option<&str>,
+        status: Option<OrderStatus>,
+        before: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<(Vec<OrderRecord>, Option<(i64, String)>), StoreError> {
+        let (at, id) = before.unwrap_or((i64::MAX, ""));
+        // With no position, everything; `(created_at, id) < (MAX, "")` would exclude
+        // nothing real either, but say it plainly.
+        let rows: Vec<(i64, String, serde_json::Value)> = sqlx::query_as(
+            "SELECT created_at, id, record FROM orders
+              WHERE ($1::TEXT IS NULL OR user_id = $1)
+                AND ($2::TEXT IS NULL OR status = $2)
+                AND ($3 OR (created_at, id) < ($4, $5))
+              ORDER BY created_at DESC, id DESC LIMIT $6",
+        )
+        .bind(user)
+        .bind(status.map(status_text))
+        .bind(before.is_none())
+        .bind(at)
+        .bind(id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1)
+        .fetch_all(self.pg.pool())
+        .await?;
+        let more = rows.len() > limit;
+        let mut out = Vec::with_capacity(limit.min(rows.len()));
+        let mut last = None;
+        for (created_at, id, record) in rows.into_iter().take(limit) {
+            out.push(from_json(record)?);
+            last = Some((created_at, id));
+        }
+        Ok((out, if more { last } else { None }))
+    }
+}
+
+#[async_trait::async_trait]
+impl OrderStore for PgOrders {
+    async fn purchased(&self, user_id: &str, skus: &[&str]) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT sku, units FROM user_purchases WHERE user_id = $1 AND sku = ANY($2)")
+                .bind(user_id)
+                .bind(skus)
+                .fetch_all(self.pg.pool())
+                .await?;
+        let held: BTreeMap<String, i64> = rows.into_iter().collect();
+        Ok(skus
+            .iter()
+            .map(|sku| {
+                let n = held.get(*sku).copied().unwrap_or(0);
+                (sku.to_string(), u64::try_from(n).unwrap_or(0))
+            })
+            .collect())
+    }
+
+    async fn reserve(&self, order: &OrderRecord) -> Result<(), ReserveError> {
+        self.pg.retrying("reserve", || self.try_reserve(order)).await
+    }
+
+    async fn save(&self, order: &mut OrderRecord, release: bool) -> Result<(), StoreError> {
+        let snapshot = order.clone();
+        let released = self
+            .pg
+            .retrying("order save", || self.try_save(&snapshot, release))
+            .await?;
+        order.version += 1;
+        order.stock_released = released;
+        Ok(())
+    }
+
+    async fn discard(&self, order: &OrderRecord) -> Result<(), StoreError> {
+        self.pg
+            .retrying("order discard", || self.try_discard(order))
+            .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        let record: Option<serde_json::Value> = sqlx::query_scalar("SELECT record FROM orders WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pg.pool())
+            .await?;
+        record.map(from_json).transpose()
+    }
+
+    async fn by_payment(&self, plugin: &str, provider_id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        let record: Option<serde_json::Value> = sqlx::query_scalar(
+            "SELECT o.record FROM order_payments p JOIN orders o ON o.id = p.order_id
+              WHERE p.plugin = $1 AND p.provider_id = $2",
+        )
+        .bind(plugin)
+        .bind(provider_id)
+        .fetch_optional(self.pg.pool())
+        .await?;
+        let order: Option<OrderRecord> = record.map(from_json).transpose()?;
+        // The order's recorded payment decides, as in sled.
+        Ok(order.filter(|o| o.paid_through(plugin, provider_id)))
+    }
+
+    async fn unsettled_where(
+        &self,
+        created_before: i64,
+        limit: usize,
+        wanted: &(dyn for<'i> Fn(&'i str) -> bool + Send + Sync),
+    ) -> Result<Vec<String>, StoreError> {
+        const BATCH: i64 = 500;
+        let mut out = Vec::new();
+        let mut after: (i64, String) = (i64::MIN, String::new());
+        while out.len() < limit {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT created_at, id FROM orders
+                  WHERE unsettled AND created_at <= $1 AND (created_at, id) > ($2, $3)
+                  ORDER BY created_at, id LIMIT $4",
+            )
+            .bind(created_before)
+            .bind(after.0)
+            .bind(&after.1)
+            .bind(BATCH)
+            .fetch_all(self.pg.pool())
+            .await?;
+            let exhausted = (rows.len() as i64) < BATCH;
+            for (created_at, id) in rows {
+                if out.len() >= limit {
+                    break;
+                }
+                if wanted(&id) {
+                    out.push(id.clone());
+                }
+                after = (created_at, id);
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn page_for_user(
+        &self,
+        user_id: &str,
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<OrderRecord>, Option<Vec<u8>>), StoreError> {
+        // Positions are `{user_id}/{created_at:020}/{id}`: one of another user's never
+        // reads this user's orders (nor theirs).
+        let prefix = format!("{user_id}/");
+        let before = match before {
+            None => None,
+            Some(b) => {
+                let b = std::str::from_utf8(b).ok();
+                match b.and_then(|b| b.strip_prefix(&prefix)).and_then(parse_position) {
+                    Some(p) => Some(p),
+                    None => return Ok((Vec::new(), None)),
+                }
+            }
+        };
+        let (orders, next) = self.page(Some(user_id), None, before, limit).await?;
+        Ok((
+            orders,
+            next.map(|(at, id)| format!("{prefix}{}", position(at, &id)).into_bytes()),
+        ))
+    }
+
+    async fn page_all(
+        &self,
+        status: Option<OrderStatus>,
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<OrderRecord>, Option<Vec<u8>>), StoreError> {
+        let before = match before {
+            None => None,
+            Some(b) => match std::str::from_utf8(b).ok().and_then(parse_position) {
+                Some(p) => Some(p),
+                None => return Ok((Vec::new(), None)),
+            },
+        };
+        let (orders, next) = self.page(None, status, before, limit).await?;
+        Ok((orders, next.map(|(at, id)| position(at, &id).into_bytes())))
+    }
+
+    async fn stock(&self, sku: &str) -> Result<u64, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT units FROM stock WHERE sku = $1")
+            .bind(sku)
+            .fetch_optional(self.pg.pool())
+            .await?;
+        Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        hash: &str,
+        order_id: &str,
+        now: i64,
+        abandoned_after_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        self.pg
+            .retrying("idempotency claim", || {
+                self.try_claim(key, hash, order_id, now, abandoned_after_ms)
+            })
+            .await
+    }
+
+    async fn complete(&self, key: &str, response: StoredResponse) -> Result<(), StoreError> {
+        sqlx::query("UPDATE idempotency SET response = $2 WHERE key = $1")
+            .bind(key)
+            .bind(to_json(&response)?)
+            .execute(self.pg.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn release_claim(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM idempotency WHERE key = $1")
+            .bind(key)
+            .execute(self.pg.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn release_unfinished_claims(&self) -> Result<usize, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency WHERE response IS NULL")
+            .execute(self.pg.pool())
+            .await?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn expire_idempotency(&self, now: i64, max_age_ms: i64) -> Result<usize, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency WHERE response IS NOT NULL AND created_at < $1")
+            .bind(now.saturating_sub(max_age_ms))
+            .execute(self.pg.pool())
+            .await?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+}

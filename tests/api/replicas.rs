@@ -1,0 +1,381 @@
+//! Several real `plinth serve` processes on one PostgreSQL database: what one replica
+//! writes, the others see; limits hold across them; no acknowledged write is lost.
+//! These always run on PostgreSQL (they are about sharing it), in the default pass.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::shop::binary::{Server, ShopDir};
+use crate::shop::localstripe::localstripe;
+use crate::shop::ShopOptions;
+
+use crate::helpers::{
+    cli_create_user, hello_plugin, json, on_postgres, postgres_section, spawn_binary, wait_listening,
+    DATABASE_MARKER, PASSWORD,
+};
+
+/// `n` replicas of one config, each with its own data directory (search index,
+/// compiled code), all on one fresh database schema.
+struct Replicas {
+    _dir: tempfile::TempDir,
+    children: Vec<tokio::process::Child>,
+    urls: Vec<String>,
+    client: reqwest::Client,
+}
+
+impl Replicas {
+    /// `n` replicas; the first data directory also gets an admin `root` (made with the
+    /// CLI, on the shared database).
+    async fn start(n: usize, plugins: &str) -> Option<Self> {
+        if on_postgres() {
+            // The PostgreSQL pass runs everything else; these ran in the default pass.
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let storage = postgres_section(dir.path()).await?;
+        let config = dir.path().join("plinth.toml");
+        let text = crate::helpers::config_text(plugins);
+        std::fs::write(&config, format!("{text}{storage}")).unwrap();
+        let mut children = Vec::new();
+        let mut urls = Vec::new();
+        for i in 0..n {
+            let data: PathBuf = dir.path().join(format!("replica-{i}"));
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::copy(dir.path().join(DATABASE_MARKER), data.join(DATABASE_MARKER)).unwrap();
+            if i == 0 {
+                let out = cli_create_user(&data, "root", true, PASSWORD).await;
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            }
+            let mut child = spawn_binary(&config, Some(&data)).await;
+            urls.push(wait_listening(&mut child).await);
+            children.push(child);
+        }
+        Some(Self {
+            _dir: dir,
+            children,
+            urls,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        })
+    }
+
+    fn url(&self, replica: usize, path: &str) -> String {
+        format!("{}{path}", self.urls[replica])
+    }
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+async fn register_and_login(r: &Replicas, replica: usize, name: &str) -> String {
+    let resp = r
+        .client
+        .post(r.url(replica, "/auth/register"))
+        .json(&serde_json::json!({ "username": name, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = r
+        .client
+        .post(r.url(replica, "/auth/login"))
+        .json(&serde_json::json!({ "username": name, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    json(resp).await["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_made_on_one_replica_works_on_the_others_and_logout_anywhere_ends_it() {
+    let Some(r) = Replicas::start(3, "").await else {
+        return;
+    };
+    let token = register_and_login(&r, 0, "wanderer").await;
+    for replica in 0..3 {
+        let me = r
+            .client
+            .get(r.url(replica, "/auth/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 200, "replica {replica}");
+        assert_eq!(json(me).await["user"]["username"], "wanderer");
+    }
+    let out = r
+        .client
+        .post(r.url(1, "/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    let me = r
+        .client
+        .get(r.url(2, "/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401, "revoked on B, refused on C");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_increments_from_three_replicas_add_up_exactly() {
+    let Some(r) = Replicas::start(3, &hello_plugin("hello")).await else {
+        return;
+    };
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let (client, url) = (r.client.clone(), r.url(i % 3, "/plugins/hello/counter"));
+            tokio::spawn(async move { client.post(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!(status == 200 || status == 503, "unexpected {status}");
+        ok += usize::from(status == 200);
+    }
+    let resp = r
+        .client
+        .get(r.url(2, "/plugins/hello/counter"))
+        .send()
+        .await
+        .unwrap();
+    let body = json(resp).await;
+    assert_eq!(
+        body["counter"].as_u64(),
+        Some(ok as u64),
+        "every acknowledged increment counted once: {body}"
+    );
+    assert!(
+        ok >= 290,
+        "contention may refuse a few ({ok} of 300 acknowledged)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_spread_over_the_replicas_are_limited_as_one() {
+    let Some(r) = Replicas::start(3, "").await else {
+        return;
+    };
+    register_and_login(&r, 0, "target").await;
+    // per_username_per_minute is 10: the 11th wrong password, on whichever replica,
+    // waits.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let resp = r
+            .client
+            .post(r.url(i % 3, "/auth/login"))
+            .json(&serde_json::json!({ "username": "target", "password": format!("wrong {i}") }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429, 429], "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_created_on_one_replica_is_found_on_another_within_a_second() {
+    let Some(r) = Replicas::start(2, "").await else {
+        return;
+    };
+    let resp = r
+        .client
+        .post(r.url(0, "/auth/login"))
+        .json(&serde_json::json!({ "username": "root", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let admin = json(resp).await["token"].as_str().unwrap().to_string();
+    let created = r
+        .client
+        .post(r.url(0, "/products"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({
+            "sku": "ZEPHYR-1", "name": "Zephyr kettle", "description": "Whistles", "category": "kitchen",
+            "price": { "amount": 4200, "currency": "EUR" }, "stock": 5
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let written = std::time::Instant::now();
+    loop {
+        let found = r
+            .client
+            .get(r.url(1, "/products/search?q=zephyr"))
+            .send()
+            .await
+            .unwrap();
+        let body = json(found).await;
+        if body.to_string().contains("ZEPHYR-1") {
+            break;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "not found on B within 1 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("found on B after {:?}", written.elapsed());
+}
+
+/// A shop on a fresh PostgreSQL schema: three replicas, one customer rushing them.
+async fn shop_replicas(n: usize, opts: &ShopOptions) -> Option<(ShopDir, Vec<Server>)> {
+    if on_postgres() {
+        return None;
+    }
+    let shop = ShopDir::create_on_postgres(opts).await?;
+    let mut servers = vec![shop.start().await];
+    for i in 1..n {
+        servers.push(shop.start_replica(i).await);
+    }
+    Some((shop, servers))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_checkouts_over_three_replicas_sell_fifty_units_exactly_once() {
+    let opts = ShopOptions {
+        rules: false,
+        parallel_checkouts: Some(256),
+        ..Default::default()
+    };
+    let Some((_shop, servers)) = shop_replicas(3, &opts).await else {
+        return;
+    };
+    let admin = servers[0].api.login("root").await;
+    servers[0].api.create_product(&admin, "RUSH-1", 50).await;
+    let shopper = servers[1].api.login("shopper").await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (api, token) = (servers[i % 3].api.clone(), shopper.clone());
+            tokio::spawn(async move {
+                api.checkout(&token, "RUSH-1", &format!("rush-{i}"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut sold = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            201 => sold.push(body["order"]["id"].as_str().unwrap().to_string()),
+            409 => assert_eq!(body["error"]["code"], "out_of_stock", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(sold.len(), 50, "exactly the stock was sold");
+    assert_eq!(servers[2].api.stock(&shopper, "RUSH-1").await, 0);
+    let orders = servers[2].api.all_orders(&shopper).await;
+    let live: Vec<&Value> = orders
+        .iter()
+        .filter(|o| matches!(o["status"].as_str(), Some("paid" | "fulfilled")))
+        .collect();
+    assert_eq!(live.len(), 50, "one order per sold unit");
+    for id in &sold {
+        assert_eq!(
+            localstripe().await.succeeded_for(id).await.len(),
+            1,
+            "one charge for {id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_checkout_load_has_its_orders_settled_by_the_others() {
+    let opts = ShopOptions {
+        rules: false,
+        parallel_checkouts: Some(256),
+        fast_reconciler: true,
+        ..Default::default()
+    };
+    let Some((shop, mut servers)) = shop_replicas(3, &opts).await else {
+        return;
+    };
+    const STOCK: u64 = 40;
+    let admin = servers[0].api.login("root").await;
+    servers[0].api.create_product(&admin, "KILL-1", STOCK).await;
+    let shopper = servers[1].api.login("shopper").await;
+    // The charges of the replica about to die stall at the provider, so some of its
+    // orders are mid-charge when it dies.
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let (api, token) = (servers[i % 3].api.clone(), shopper.clone());
+            tokio::spawn(async move { api.checkout(&token, "KILL-1", &format!("kill-{i}")).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let victim = servers.remove(0);
+    victim.kill().await;
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        if let Ok((201, body)) = t.await.unwrap() {
+            acknowledged.push(body["order"]["id"].as_str().unwrap().to_string());
+        }
+    }
+    // Its leases lapse (20 s), then a survivor's reconciler (every second) settles what
+    // it left.
+    let api = &servers[0].api;
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    let orders = loop {
+        let orders = api.all_orders(&shopper).await;
+        if orders.iter().all(|o| o["status"] != "pending") {
+            break orders;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "orders still pending a minute later"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut units_sold = 0;
+    for o in &orders {
+        let id = o["id"].as_str().unwrap();
+        let charges = localstripe().await.succeeded_for(id).await;
+        let kept: Vec<&String> = {
+            let mut kept = Vec::new();
+            for pi in &charges {
+                if localstripe().await.refunds_for(pi).await.is_empty() {
+                    kept.push(pi);
+                }
+            }
+            kept
+        };
+        match o["status"].as_str().unwrap() {
+            "paid" | "fulfilled" => {
+                units_sold += 1;
+                assert_eq!(kept.len(), 1, "a sold order keeps exactly one charge: {o}");
+            }
+            _ => assert!(kept.is_empty(), "no orphan charge on an unsold order: {o}"),
+        }
+    }
+    for id in &acknowledged {
+        let o = orders
+            .iter()
+            .find(|o| o["id"] == id.as_str())
+            .expect("acknowledged orders exist");
+        assert!(matches!(o["status"].as_str(), Some("paid" | "fulfilled")), "{o}");
+    }
+    assert_eq!(
+        api.stock(&shopper, "KILL-1").await + units_sold,
+        STOCK,
+        "every unit counted once"
+    );
+    drop(shop);
+}
