@@ -73,6 +73,11 @@ enum Command {
         #[arg(long, short, default_value = "plinth.toml")]
         config: PathBuf,
     },
+    /// Storage tools.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Account administration (with the server stopped: the database is single-process).
     User {
         #[command(subcommand)]
@@ -95,6 +100,23 @@ enum UserCommand {
         /// Data directory (overrides [server].data_dir).
         #[arg(long, env = "PLINTH_DATA_DIR")]
         data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy an install's data from sled to PostgreSQL (the server stopped), checking the
+    /// counts of each area: `--from sled:DATA_DIR/db --to postgres://user@host/db`.
+    Copy {
+        /// `sled:DIR`: the sled database (the data directory's `db`).
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL URL (`postgres://…`; a `postgres:` prefix is allowed too).
+        #[arg(long)]
+        to: String,
+        /// Write into a target that already holds data (rows already there are kept).
+        #[arg(long)]
+        into_non_empty: bool,
     },
 }
 
@@ -140,6 +162,14 @@ pub fn run(cli: Cli) -> ExitCode {
             },
         ),
         Command::Migrate { config } => migrate(config),
+        Command::Store {
+            command:
+                StoreCommand::Copy {
+                    from,
+                    to,
+                    into_non_empty,
+                },
+        } => store_copy(&from, &to, into_non_empty),
         Command::User {
             command:
                 UserCommand::Create {
@@ -150,6 +180,60 @@ pub fn run(cli: Cli) -> ExitCode {
                 },
         } => create_user(config, data_dir, name, admin),
     }
+}
+
+fn store_copy(from: &str, to: &str, into_non_empty: bool) -> ExitCode {
+    let Some(dir) = from.strip_prefix("sled:") else {
+        return fail(&"--from must be sled:DIR (the data directory's db)");
+    };
+    // `postgres:postgres://…` (as the issue spells it) or the URL itself.
+    let url = to
+        .strip_prefix("postgres:")
+        .filter(|u| u.starts_with("postgres"))
+        .unwrap_or(to)
+        .to_string();
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        return fail(&"--to must be a postgres:// URL");
+    }
+    let dir = PathBuf::from(dir);
+    if !dir.is_dir() {
+        return fail(&format!("{} is not a directory", dir.display()));
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    runtime.block_on(async {
+        let target = crate::config::PostgresConfig {
+            url,
+            pool_size: 2,
+            acquire_timeout: std::time::Duration::from_secs(10),
+        };
+        let pg = match crate::store::postgres::Pg::connect(&target).await {
+            Ok(pg) => pg,
+            Err(e) => return fail(&e),
+        };
+        let report = match crate::store::copy::sled_to_postgres(&dir, &pg, into_non_empty).await {
+            Ok(report) => report,
+            Err(e) => return fail(&format!("{e} (is the server running? stop it first)")),
+        };
+        println!("{:<16} {:>10} {:>10}", "area", "sled", "postgres");
+        let mut short = Vec::new();
+        for c in &report {
+            println!("{:<16} {:>10} {:>10}", c.area, c.source, c.target);
+            if c.target < c.source {
+                short.push(c.area);
+            }
+        }
+        if !short.is_empty() {
+            return fail(&format!(
+                "the target holds fewer rows than the source in: {}",
+                short.join(", ")
+            ));
+        }
+        println!("copied to {}", crate::store::postgres::redact(&target.url));
+        ExitCode::SUCCESS
+    })
 }
 
 fn migrate(path: PathBuf) -> ExitCode {

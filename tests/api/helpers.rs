@@ -71,6 +71,14 @@ pub async fn postgres_section(data_dir: &Path) -> Option<String> {
     ))
 }
 
+/// Makes the schema `data_dir` names (see [`postgres_section`]) run every transaction
+/// serializable, as CockroachDB does.
+pub fn make_serializable(data_dir: &Path) {
+    let marker = data_dir.join(DATABASE_MARKER);
+    let url = std::fs::read_to_string(&marker).unwrap();
+    std::fs::write(&marker, plinth::store::postgres::testing::serializable(&url)).unwrap();
+}
+
 /// Adds [`storage_section`] to a config file that has no `[storage]` of its own.
 pub async fn use_test_storage(config: &Path, data_dir: &Path) {
     let text = std::fs::read_to_string(config).unwrap();
@@ -189,6 +197,22 @@ impl TestApp {
         let resp = self.login_with(username, PASSWORD).await;
         assert_eq!(resp.status(), 200, "login {username}");
         json(resp).await["token"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a product as the admin `token` (201 asserted).
+    pub async fn create_product(&self, token: &str, sku: &str, name: &str, stock: u64) {
+        let resp = self
+            .client
+            .post(self.url("/products"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({
+                "sku": sku, "name": name, "description": format!("{name}, described"), "category": "kitchen",
+                "price": { "amount": 1200, "currency": "EUR" }, "stock": stock
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     }
 
     /// GET with a bearer token.

@@ -34,4 +34,5 @@ mod private_files;
 mod replicas;
 mod sandbox;
 mod shop;
+mod store_copy;
 mod weather;

@@ -42,18 +42,7 @@ async fn the_data_directory_and_its_files_are_private_to_the_server_user() {
     let admin = app.login("root").await;
     app.register("vic").await;
     let vic = app.login("vic").await;
-    let resp = app
-        .client
-        .post(app.url("/products"))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({
-            "sku": "MUG-1", "name": "Mug", "description": "A mug", "category": "kitchen",
-            "price": { "amount": 1200, "currency": "EUR" }, "stock": 3
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    app.create_product(&admin, "MUG-1", "Mug", 3).await;
     let resp = app
         .client
         .post(app.url("/plugins/hello/counter"))

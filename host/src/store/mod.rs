@@ -11,6 +11,7 @@
 mod accounts;
 mod catalog;
 mod contacts;
+pub mod copy;
 mod group_commit;
 mod kv;
 mod orders;

@@ -38,7 +38,7 @@ pub use contacts::PgContacts;
 pub use kv::PgKv;
 pub use login_attempts::PgLoginAttempts;
 pub use migrate::{migrate, schema_version, MIGRATIONS};
-pub use orders::PgOrders;
+pub use orders::{insert_order, PgOrders};
 pub use pending::PgPending;
 
 use super::StoreError;

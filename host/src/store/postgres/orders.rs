@@ -97,25 +97,50 @@ fn parse_position(p: &str) -> Option<(i64, &str)> {
     Some((at.parse().ok()?, id))
 }
 
+/// Writes a new order's row (and its payment's index entry, if it has one); whether it
+/// was new. For reservations, and for `plinth store copy`.
+pub async fn insert_order(tx: &mut PgConnection, order: &OrderRecord) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO orders (id, user_id, created_at, status, unsettled, version, stock_released, record)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(&order.id)
+    .bind(&order.user_id)
+    .bind(order.created_at)
+    .bind(status_text(order.status))
+    .bind(order.is_unsettled())
+    .bind(version(order.version))
+    .bind(order.stock_released)
+    .bind(to_json(order)?)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    index_payment(tx, order).await?;
+    Ok(true)
+}
+
+/// Records which order a payment plugin's charge belongs to.
+async fn index_payment(tx: &mut PgConnection, order: &OrderRecord) -> Result<(), StoreError> {
+    if let Some(p) = &order.payment {
+        sqlx::query(
+            "INSERT INTO order_payments (plugin, provider_id, order_id) VALUES ($1, $2, $3)
+             ON CONFLICT (plugin, provider_id) DO UPDATE SET order_id = EXCLUDED.order_id",
+        )
+        .bind(&p.provider)
+        .bind(&p.provider_id)
+        .bind(&order.id)
+        .execute(tx)
+        .await?;
+    }
+    Ok(())
+}
+
 impl PgOrders {
     async fn try_reserve(&self, order: &OrderRecord) -> Result<(), ReserveError> {
         let mut tx = self.pg.pool().begin().await.map_err(StoreError::from)?;
-        let inserted = sqlx::query(
-            "INSERT INTO orders (id, user_id, created_at, status, unsettled, version, stock_released, record)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(&order.id)
-        .bind(&order.user_id)
-        .bind(order.created_at)
-        .bind(status_text(order.status))
-        .bind(order.is_unsettled())
-        .bind(version(order.version))
-        .bind(order.stock_released)
-        .bind(to_json(order)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        if inserted.rows_affected() == 0 {
+        if !insert_order(&mut tx, order).await? {
             return Err(ReserveError::Exists(order.id.clone()));
         }
         for (sku, n) in units(order) {
@@ -181,17 +206,7 @@ impl PgOrders {
         .bind(to_json(&next)?)
         .execute(&mut *tx)
         .await?;
-        if let Some(p) = &order.payment {
-            sqlx::query(
-                "INSERT INTO order_payments (plugin, provider_id, order_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (plugin, provider_id) DO UPDATE SET order_id = EXCLUDED.order_id",
-            )
-            .bind(&p.provider)
-            .bind(&p.provider_id)
-            .bind(&order.id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        index_payment(&mut tx, order).await?;
         tx.commit().await?;
         Ok(next.stock_released)
     }

@@ -45,6 +45,12 @@ pub async fn fresh_schema_url() -> Option<String> {
     Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
+/// `url` with every transaction serializable by default, as on CockroachDB (whose only
+/// level that is): the connection option, so the shared test database is untouched.
+pub fn serializable(url: &str) -> String {
+    format!("{url}%20-c%20default_transaction_isolation%3Dserializable")
+}
+
 /// A connected, migrated pool on a fresh schema, or `None` (skip).
 pub async fn fresh() -> Option<Pg> {
     let url = fresh_schema_url().await?;
