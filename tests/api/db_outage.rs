@@ -87,13 +87,7 @@ async fn a_lost_database_gives_503s_and_service_comes_back_by_itself_with_nothin
     let token = app.login("steady").await;
     let mut acknowledged = 0;
     for _ in 0..5 {
-        let resp = app
-            .client
-            .post(app.url("/plugins/hello/counter"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        assert_eq!(app.bump_counter("hello").await, 200);
         acknowledged += 1;
     }
     assert_eq!(app.get("/readyz").await.status(), 200);
@@ -111,14 +105,8 @@ async fn a_lost_database_gives_503s_and_service_comes_back_by_itself_with_nothin
     let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200, "alive, only not ready");
     assert_eq!(json(health).await["storage"], "unavailable");
-    let resp = app
-        .client
-        .post(app.url("/plugins/hello/counter"))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        resp.status(),
+        app.bump_counter("hello").await,
         503,
         "a write that cannot be made is not acknowledged"
     );

@@ -215,6 +215,17 @@ impl TestApp {
         assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     }
 
+    /// `POST /plugins/{plugin}/counter` (the hello plugin's kv counter); its status.
+    pub async fn bump_counter(&self, plugin: &str) -> u16 {
+        self.client
+            .post(self.url(&format!("/plugins/{plugin}/counter")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// GET with a bearer token.
     pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
         self.client

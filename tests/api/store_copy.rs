@@ -40,13 +40,7 @@ async fn an_install_moves_from_sled_to_postgres_with_everything_and_counts_check
     assert_eq!(resp.status(), 201);
     app.create_product(&admin, "MOVE-1", "Moving box", 7).await;
     for _ in 0..2 {
-        let resp = app
-            .client
-            .post(app.url("/plugins/hello/counter"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        assert_eq!(app.bump_counter("hello").await, 200);
     }
     let dir = app.stop().await;
 

@@ -62,10 +62,17 @@ pub fn test(ws: &Workspace, args: &[String]) -> Result<()> {
     if args.is_empty() {
         // The black-box suite once more, on PostgreSQL: the same tests, one helper switch
         // (`tests/api/helpers.rs`). The store unit tests above already ran on both.
-        run(ws
-            .cargo()
-            .args(["test", "--release", "--test", "api"])
-            .env("PLINTH_TEST_BACKEND", "postgres"))?;
+        if postgres_reachable() || std::env::var("PLINTH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+            run(ws
+                .cargo()
+                .args(["test", "--release", "--test", "api"])
+                .env("PLINTH_TEST_BACKEND", "postgres"))?;
+        } else {
+            eprintln!(
+                "\n*** PostgreSQL not reachable: the black-box pass on PostgreSQL is SKIPPED \
+                 (set PLINTH_TEST_DATABASE_URL; PLINTH_REQUIRE_POSTGRES=1 makes this a failure) ***\n"
+            );
+        }
         // The plugins' own unit tests (their pure request/response code), natively.
         let mut cmd = ws.cargo();
         cmd.args(["test", "--release"]);
@@ -75,6 +82,29 @@ pub fn test(ws: &Workspace, args: &[String]) -> Result<()> {
         run(&mut cmd)?;
     }
     Ok(())
+}
+
+/// Whether the tests' PostgreSQL (`PLINTH_TEST_DATABASE_URL`, else 127.0.0.1:5432)
+/// accepts a connection.
+fn postgres_reachable() -> bool {
+    use std::net::ToSocketAddrs;
+    let url = std::env::var("PLINTH_TEST_DATABASE_URL").unwrap_or_default();
+    // postgres://user:password@host:port/database?… → host:port
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let target = match host_port {
+        "" => "127.0.0.1:5432".to_string(),
+        h if h.contains(':') => h.to_string(),
+        h => format!("{h}:5432"),
+    };
+    target
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
+        })
 }
 
 /// One preparation step of the test environment.

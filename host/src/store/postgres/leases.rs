@@ -1,7 +1,7 @@
 //! Leases: a row per named job with its holder and an expiry, taken with one
 //! `INSERT … ON CONFLICT DO UPDATE … WHERE expired`, so it works on any database that
 //! speaks PostgreSQL's dialect (no advisory locks). A holder that dies loses the lease
-//! when it expires; a live one renews it before then. Time is the database's clock, so
+//! when it expires; a live one takes it again (its own) before then. Time is the database's clock, so
 //! replicas with skewed clocks still agree.
 
 use std::time::Duration;
@@ -14,7 +14,6 @@ pub struct Lease {
     pg: Pg,
     name: String,
     holder: String,
-    ttl: Duration,
 }
 
 impl Lease {
@@ -28,13 +27,12 @@ impl Lease {
         ttl: Duration,
     ) -> Result<Option<Self>, StoreError> {
         let holder = holder.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
-        let lease = Self {
+        let taken = take(pg, name, &holder, ttl).await?;
+        Ok(taken.then(|| Self {
             pg: pg.clone(),
             name: name.to_string(),
             holder,
-            ttl,
-        };
-        Ok(lease.take_or_renew().await?.then_some(lease))
+        }))
     }
 
     /// Waits (polling) until `name` is free and takes it; gives up after `patience`.
@@ -57,16 +55,6 @@ impl Lease {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-
-    /// Extends the lease by its ttl from now; `false` if it was lost meanwhile (expired
-    /// and taken by another holder): the caller must stop the work it guards.
-    pub async fn renew(&self) -> Result<bool, StoreError> {
-        self.take_or_renew().await
-    }
-
-    async fn take_or_renew(&self) -> Result<bool, StoreError> {
-        take(&self.pg, &self.name, &self.holder, self.ttl).await
     }
 
     /// Gives the lease up now (best effort: if this fails it simply expires).
