@@ -94,6 +94,8 @@ mod tests {
                 mean_us: p99_us as f64 / 2.0,
             },
             errors: 0,
+            server_cpu_us_per_request: None,
+            database_cpu_us_per_request: None,
         }
     }
 

@@ -56,9 +56,11 @@ fn checkout_body(sku: &str) -> serde_json::Value {
     })
 }
 
-pub fn scenario() -> Scenario {
+/// Registers the bench shopper (already there is fine) and logs in, keeping the
+/// session token as `{token}`.
+pub fn setup() -> Vec<SetupRequest> {
     let user: serde_json::Value = serde_json::from_str(USER).expect("valid JSON");
-    let setup = vec![
+    vec![
         SetupRequest {
             request: RequestSpec::json(Method::POST, "/auth/register", &user),
             also_ok: vec![hyper::StatusCode::CONFLICT],
@@ -72,8 +74,13 @@ pub fn scenario() -> Scenario {
                 var: "token",
             }),
         },
-    ];
-    let checkouts = super::search::point_skus(PRODUCTS, SKUS)
+    ]
+}
+
+/// One checkout of a unit per SKU, over [`SKUS`] SKUs of a catalog of `products`, as
+/// the shopper of [`setup`], each with a new `Idempotency-Key`.
+pub fn checkouts(products: usize) -> Vec<RequestSpec> {
+    super::search::point_skus(products, SKUS)
         .iter()
         .map(|sku| {
             RequestSpec::json(Method::POST, "/checkout", &checkout_body(sku))
@@ -81,7 +88,24 @@ pub fn scenario() -> Scenario {
                 .expect("valid header")
                 .with_unique_header("idempotency-key")
         })
-        .collect();
+        .collect()
+}
+
+/// `plinth seed` with `products` products of [`STOCK`] units each.
+pub fn seed(products: usize) -> PreStart {
+    PreStart {
+        args: vec![
+            "seed".into(),
+            "--count".into(),
+            products.to_string(),
+            "--stock".into(),
+            STOCK.to_string(),
+        ],
+        expect_stdout: format!("seeded {products} products"),
+    }
+}
+
+pub fn scenario() -> Scenario {
     Scenario {
         name: "checkout",
         description:
@@ -89,17 +113,8 @@ pub fn scenario() -> Scenario {
                       payments-stripe against a fake gateway answering at once, order flushed to disk \
                       before the 201; a new Idempotency-Key each) vs GET /plugins/hello/, 32 connections each",
         plugins: vec![HELLO],
-        pre_start: vec![PreStart {
-            args: vec![
-                "seed".into(),
-                "--count".into(),
-                PRODUCTS.to_string(),
-                "--stock".into(),
-                STOCK.to_string(),
-            ],
-            expect_stdout: format!("seeded {PRODUCTS} products"),
-        }],
-        setup,
+        pre_start: vec![seed(PRODUCTS)],
+        setup: setup(),
         probe: None,
         phases: vec![
             Phase::single(
@@ -107,7 +122,7 @@ pub fn scenario() -> Scenario {
                     .on_connections(CHECKOUT_CONNECTIONS),
             ),
             Phase::single(
-                Measurement::new("checkout", checkouts)
+                Measurement::new("checkout", checkouts(PRODUCTS))
                     .on_connections(CHECKOUT_CONNECTIONS)
                     .expecting(Expect::NewOrders),
             ),

@@ -40,15 +40,15 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoadConfig {
-    pub addr: SocketAddr,
     pub warmup: Duration,
     pub duration: Duration,
 }
 
-/// Connections sending the same requests: each sends `specs` round robin, connection
-/// `i` starting at `specs[i % len]`.
+/// Connections sending the same requests to the server at `addr`: each sends `specs`
+/// round robin, connection `i` starting at `specs[i % len]`.
 #[derive(Debug, Clone)]
 pub struct Group {
+    pub addr: SocketAddr,
     pub connections: usize,
     pub specs: Arc<[RequestSpec]>,
 }
@@ -157,7 +157,7 @@ impl RunStats {
     }
 }
 
-/// Runs every group at once against `config.addr`, over one window, and returns each
+/// Runs every group at once, each against its server, over one window, and returns each
 /// group's merged statistics, in order.
 pub async fn run(config: LoadConfig, groups: &[Group]) -> Result<Vec<RunStats>> {
     anyhow::ensure!(!groups.is_empty(), "no load to run");
@@ -178,7 +178,7 @@ pub async fn run(config: LoadConfig, groups: &[Group]) -> Result<Vec<RunStats>> 
         .iter()
         .map(|group| {
             (0..group.connections)
-                .map(|id| tokio::spawn(connection(id, config.addr, Arc::clone(&group.specs), window)))
+                .map(|id| tokio::spawn(connection(id, group.addr, Arc::clone(&group.specs), window)))
                 .collect()
         })
         .collect();
@@ -446,11 +446,11 @@ mod end_to_end {
         let specs: Arc<[RequestSpec]> =
             vec![RequestSpec::get("/ok"), RequestSpec::get("/missing"), post].into();
         let config = LoadConfig {
-            addr,
             warmup: Duration::from_millis(100),
             duration: Duration::from_millis(400),
         };
         let group = Group {
+            addr,
             connections: 4,
             specs,
         };
@@ -473,16 +473,17 @@ mod end_to_end {
         tokio::spawn(serve(listener));
 
         let config = LoadConfig {
-            addr,
             warmup: Duration::from_millis(50),
             duration: Duration::from_millis(300),
         };
         let groups = [
             Group {
+                addr,
                 connections: 1,
                 specs: vec![RequestSpec::get("/ok")].into(),
             },
             Group {
+                addr,
                 connections: 3,
                 specs: vec![RequestSpec::get("/missing")].into(),
             },
@@ -502,6 +503,7 @@ mod end_to_end {
         assert!(stats[1].responses() > 0);
         assert!(run(config, &[]).await.is_err());
         let empty = Group {
+            addr,
             connections: 0,
             specs: vec![RequestSpec::get("/")].into(),
         };
@@ -516,11 +518,11 @@ mod end_to_end {
         tokio::spawn(serve_counting(listener, Arc::clone(&slow_done)));
 
         let config = LoadConfig {
-            addr,
             warmup: Duration::ZERO,
             duration: Duration::from_millis(100),
         };
         let group = Group {
+            addr,
             connections: 3,
             specs: vec![RequestSpec::get("/slow")].into(),
         };
@@ -550,11 +552,11 @@ mod end_to_end {
             .and_then(|l| l.local_addr())
             .expect("addr");
         let config = LoadConfig {
-            addr,
             warmup: Duration::ZERO,
             duration: Duration::from_millis(100),
         };
         let group = Group {
+            addr,
             connections: 2,
             specs: vec![RequestSpec::get("/")].into(),
         };

@@ -6,12 +6,16 @@
 //! background load on a shared machine affects all of them alike; the table shows each
 //! run and the mean.
 
+mod backend;
 mod bound;
 mod ceiling;
 mod checkout;
+mod cpu;
 mod fake_gateway;
 mod load;
 mod machine;
+mod pgwire;
+mod postgres;
 mod preflight;
 mod ratio;
 mod report;
@@ -20,6 +24,7 @@ mod rounds;
 mod scenario;
 mod search;
 mod server;
+mod trips;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +34,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::plugins;
 use crate::workspace::{display_command, Workspace};
+use backend::{Backend, Database};
 use load::LoadConfig;
 use machine::Machine;
 use report::{Results, Settings};
@@ -70,6 +76,15 @@ pub struct BenchArgs {
     /// build, to compare); the host is then not built.
     #[arg(long, value_name = "PATH")]
     plinth_bin: Option<PathBuf>,
+    /// `postgres` runs the storage comparison: the same loads on a PostgreSQL server
+    /// and on a sled server side by side (scenario `postgres`). Other scenarios run on sled.
+    #[arg(long, value_enum, default_value_t = Backend::Sled)]
+    backend: Backend,
+    /// The PostgreSQL database the `postgres` scenario makes its schema in (default:
+    /// PLINTH_BENCH_DATABASE_URL, else PLINTH_TEST_DATABASE_URL, else
+    /// postgres://postgres@127.0.0.1:5432/test).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
@@ -92,17 +107,49 @@ impl BenchArgs {
         }
     }
 
+    /// The scenarios to run: `--scenario` among those of `--backend`.
+    fn scenarios(&self) -> Result<Vec<Scenario>> {
+        match (self.backend, self.scenario.as_str()) {
+            (Backend::Postgres, "all" | "postgres") => Ok(vec![postgres::scenario()]),
+            (Backend::Postgres, other) => bail!(
+                "--backend postgres runs the storage comparison (scenario postgres), not {other:?}; \
+                 the other scenarios run on sled"
+            ),
+            (Backend::Sled, name) => scenario::select(name, self.options()),
+        }
+    }
+
+    /// The database URL for the `postgres` scenario: the flag, the environment, the
+    /// default.
+    fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("PLINTH_BENCH_DATABASE_URL").ok())
+            .or_else(|| std::env::var("PLINTH_TEST_DATABASE_URL").ok())
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| backend::DEFAULT_DATABASE_URL.to_owned())
+    }
+
     /// The command line that reproduces this run.
     fn command_line(&self) -> String {
-        let mut cmd = format!(
-            "cargo xtask bench --scenario {} --duration {} --connections {} --warmup {} --rounds {} --client-threads {}",
+        let mut cmd = String::from("cargo xtask bench");
+        if self.backend != Backend::Sled {
+            cmd.push_str(" --backend ");
+            cmd.push_str(self.backend.name());
+        }
+        cmd.push_str(&format!(
+            " --scenario {} --duration {} --connections {} --warmup {} --rounds {} --client-threads {}",
             crate::workspace::shell_quote(&self.scenario),
             self.duration,
             self.connections,
             self.warmup,
             self.rounds,
             self.client_threads
-        );
+        ));
+        if let Some(url) = &self.database_url {
+            cmd.push_str(" --database-url ");
+            cmd.push_str(&crate::workspace::shell_quote(&backend::redact(url)));
+        }
         if self.products != search::DEFAULT_PRODUCTS as u64 {
             cmd.push_str(&format!(" --products {}", self.products));
         }
@@ -123,9 +170,11 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<()> {
             println!("{:<12} {}", s.name, s.description);
         }
         println!("{:<12} every scenario above, in turn (the default)", "all");
+        let s = postgres::scenario();
+        println!("{:<12} (--backend postgres) {}", s.name, s.description);
         return Ok(());
     }
-    let scenarios = scenario::select(&args.scenario, args.options())?;
+    let scenarios = args.scenarios()?;
     for scenario in &scenarios {
         scenario.validate()?;
     }
@@ -151,7 +200,14 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<()> {
             println!();
         }
         let run_dir = fresh_run_dir(&bench_dir)?;
-        let outcome = bench_in(ws, args, scenario, &bin, &bench_dir, &run_dir);
+        let outcome = bench_in(&Run {
+            ws,
+            args,
+            scenario,
+            bin: &bin,
+            bench_dir: &bench_dir,
+            run_dir: &run_dir,
+        });
         match &outcome {
             Ok(()) => {
                 if let Err(err) = std::fs::remove_dir_all(&run_dir) {
@@ -168,16 +224,91 @@ pub fn run(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs the scenario with its server's files under `run_dir`; the server is killed on
-/// return, error or not.
-fn bench_in(
-    ws: &Workspace,
-    args: &BenchArgs,
-    scenario: &Scenario,
-    bin: &Path,
-    bench_dir: &Path,
-    run_dir: &Path,
-) -> Result<()> {
+/// One scenario's run: what it measures, with which binary, where its files go.
+struct Run<'a> {
+    ws: &'a Workspace,
+    args: &'a BenchArgs,
+    scenario: &'a Scenario,
+    bin: &'a Path,
+    /// Where the results file goes.
+    bench_dir: &'a Path,
+    /// The servers' configs and data directories.
+    run_dir: &'a Path,
+}
+
+/// Runs the scenario with its servers' files under `run_dir`; the servers are killed
+/// and a PostgreSQL schema made for the run is dropped on return, error or not.
+fn bench_in(run: &Run<'_>) -> Result<()> {
+    let settings = run.args.settings();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.client_threads)
+        .enable_all()
+        .build()
+        .context("could not start the load generator's runtime")?;
+    let database = match run.scenario.backends().contains(&Backend::Postgres) {
+        true => Some(runtime.block_on(Database::create(&run.args.database_url()))?),
+        false => None,
+    };
+    let outcome = bench_on(run, &runtime, database.as_ref());
+    if let Some(db) = database {
+        let shown = db.describe();
+        if let Err(err) = runtime.block_on(db.drop_schema()) {
+            eprintln!("warning: could not drop {shown}: {err:#}");
+        }
+    }
+    outcome
+}
+
+/// What a server of the run is started from.
+struct Launch<'a> {
+    bin: &'a Path,
+    run_dir: &'a Path,
+    /// Plugins, scenario extras: the same for every server.
+    config: &'a str,
+}
+
+impl Launch<'_> {
+    /// Writes `plinth-<label>.toml` (the shared config plus `storage`) and makes
+    /// `data-<label>/`; returns both.
+    fn prepare(&self, label: &str, storage: &str) -> Result<(PathBuf, PathBuf)> {
+        let config_path = self.run_dir.join(format!("plinth-{label}.toml"));
+        std::fs::write(&config_path, format!("{}{storage}", self.config))
+            .with_context(|| format!("could not write {}", config_path.display()))?;
+        let data_dir = self.run_dir.join(format!("data-{label}"));
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("could not create {}", data_dir.display()))?;
+        Ok((config_path, data_dir))
+    }
+
+    /// Starts `plinth serve` on the prepared config and data directory; returns it and
+    /// the command line that reproduces it.
+    fn start(&self, config_path: &Path, data_dir: &Path) -> Result<(Server, String)> {
+        let mut cmd = Command::new(self.bin);
+        cmd.current_dir(self.run_dir)
+            .arg("serve")
+            .arg("--config")
+            .arg(config_path)
+            .env("PLINTH_DATA_DIR", data_dir)
+            .env("PLINTH_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn");
+        let shown = format!(
+            "PLINTH_DATA_DIR={} PLINTH_LISTEN=127.0.0.1:0 RUST_LOG=warn {}",
+            data_dir.display(),
+            display_command(&cmd)
+        );
+        Ok((Server::start(cmd, STARTUP_TIMEOUT)?, shown))
+    }
+}
+
+fn bench_on(run: &Run<'_>, runtime: &tokio::runtime::Runtime, database: Option<&Database>) -> Result<()> {
+    let Run {
+        ws,
+        args,
+        scenario,
+        bin,
+        bench_dir,
+        run_dir,
+    } = *run;
     let plugin_dir = plugins::output_dir(ws);
     let mut mounts = Vec::with_capacity(scenario.plugins.len());
     for plugin in &scenario.plugins {
@@ -210,30 +341,26 @@ fn bench_in(
                 &gateway.as_ref().map(|g| g.authority()).unwrap_or_default(),
             ),
     );
-    let config_path = run_dir.join("plinth.toml");
-    std::fs::write(&config_path, config_text)
-        .with_context(|| format!("could not write {}", config_path.display()))?;
-    let data_dir = run_dir.join("data");
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("could not create {}", data_dir.display()))?;
-
-    let mut cmd = Command::new(bin);
-    cmd.current_dir(run_dir)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .env("PLINTH_DATA_DIR", &data_dir)
-        .env("PLINTH_LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn");
-    let server_command = format!(
-        "PLINTH_DATA_DIR={} PLINTH_LISTEN=127.0.0.1:0 RUST_LOG=warn {}",
-        data_dir.display(),
-        display_command(&cmd)
-    );
+    let launch = Launch {
+        bin,
+        run_dir,
+        config: &config_text,
+    };
+    let storage_of = |backend: Backend| -> Result<String> {
+        Ok(match backend {
+            Backend::Sled => String::new(),
+            Backend::Postgres => {
+                backend::storage_section(&database.context("no database for the postgres server")?.url())
+            }
+        })
+    };
 
     let machine = Machine::detect(&ws.root);
     let settings = args.settings();
-    println!("server:  {server_command}");
     println!("{}", machine.describe());
+    if let Some(db) = database {
+        println!("database: {}", db.describe());
+    }
     println!("scenario {}: {}", scenario.name, scenario.description);
     if let Some(probe) = &scenario.probe {
         println!("probe {}: {}", probe.name(), probe.describe(machine.nproc));
@@ -248,34 +375,43 @@ fn bench_in(
         args.rounds
     );
 
-    let pre_start = run_pre_start(scenario, bin, run_dir, &config_path, &data_dir)?;
-    let mut server = Server::start(cmd, STARTUP_TIMEOUT)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.client_threads)
-        .enable_all()
-        .build()
-        .context("could not start the load generator's runtime")?;
-    let scenario = &runtime
-        .block_on(preflight::prepare(server.addr, scenario))
-        .map_err(|e| anyhow!("{e:#}\n{}", server.stderr_tail()))?;
+    let mut pre_start = Vec::new();
+    let mut servers = Vec::new();
+    let mut server_commands = Vec::new();
+    for backend in scenario.backends() {
+        let (config_path, data_dir) = launch.prepare(backend.name(), &storage_of(backend)?)?;
+        pre_start.extend(run_pre_start(scenario, bin, run_dir, &config_path, &data_dir)?);
+        let (server, shown) = launch.start(&config_path, &data_dir)?;
+        println!("server ({}): {shown}", backend.name());
+        servers.push((backend, server));
+        server_commands.push(shown);
+    }
+    let addrs: Vec<(Backend, std::net::SocketAddr)> = servers.iter().map(|(b, s)| (*b, s.addr)).collect();
+    let prepared = &runtime
+        .block_on(preflight::prepare(&addrs, scenario))
+        .map_err(|e| anyhow!("{e:#}\n{}", rounds::tails(&servers)))?;
 
     let load = LoadConfig {
-        addr: server.addr,
         warmup: Duration::from_secs(args.warmup),
         duration: Duration::from_secs(args.duration),
     };
-    let measured = rounds::measure(&runtime, &mut server, scenario, &settings, load, machine.nproc)?;
-    drop(server);
+    let measured = rounds::measure(runtime, &mut servers, prepared, &settings, load, machine.nproc)?;
+    drop(servers);
     if let Some(g) = &gateway {
         println!("fake gateway: {} charges", g.charges());
     }
-    let concluded = rounds::conclude(scenario, &measured)?;
+    let concluded = rounds::conclude(prepared, &measured)?;
+    let round_trips = match database {
+        Some(db) => count_round_trips(runtime, &launch, db, scenario)?,
+        None => Vec::new(),
+    };
 
     let results = Results {
         scenario: scenario.name.to_owned(),
         description: scenario.description.to_owned(),
         command: args.command_line(),
-        server_command,
+        server_commands,
+        database: database.map(Database::describe),
         pre_start,
         machine,
         settings,
@@ -284,12 +420,44 @@ fn bench_in(
         summary: concluded.summary,
         ratios: concluded.ratios,
         bounds: concluded.bounds,
+        round_trips,
     };
     let path = bench_dir.join(format!("results-{}.json", scenario.name));
     let json = serde_json::to_string_pretty(&results).context("could not encode the results")?;
     std::fs::write(&path, json + "\n").with_context(|| format!("could not write {}", path.display()))?;
     println!("\nresults written to {}", ws.display_path(&path));
     Ok(())
+}
+
+/// Starts one more server on the run's schema with its database connections through a
+/// [`pgwire::CountingProxy`] and counts round trips per request of every PostgreSQL load.
+fn count_round_trips(
+    runtime: &tokio::runtime::Runtime,
+    launch: &Launch<'_>,
+    db: &Database,
+    scenario: &Scenario,
+) -> Result<Vec<trips::TripReport>> {
+    let upstream = runtime.block_on(db.server_addr())?;
+    let proxy = runtime.block_on(async { pgwire::CountingProxy::start(upstream).await })?;
+    let url = db.url_via(&proxy.addr.to_string())?;
+    let (config_path, data_dir) = launch.prepare("counted", &backend::storage_section(&url))?;
+    let (server, _) = launch.start(&config_path, &data_dir)?;
+    let only = trips::postgres_only(scenario);
+    let reports = runtime
+        .block_on(async {
+            let prepared = preflight::prepare(&[(Backend::Postgres, server.addr)], &only).await?;
+            trips::count(&proxy, server.addr, &prepared).await
+        })
+        .map_err(|e| anyhow!("{e:#}\n{}", server.stderr_tail()))?;
+    println!(
+        "\ndatabase round trips per request ({} requests one at a time on a third server whose \
+         connections pass a counting proxy; its idle traffic subtracted):",
+        trips::REQUESTS
+    );
+    for report in &reports {
+        println!("{}", trips::row(report));
+    }
+    Ok(reports)
 }
 
 /// `64 connections` when every measurement uses the same count alone, else each

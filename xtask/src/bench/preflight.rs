@@ -9,23 +9,28 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 
 use super::load;
-use super::scenario::{Expect, RequestSpec, Scenario};
+use super::scenario::{Backend, Expect, RequestSpec, Scenario};
 
 /// How much of an unexpected response body an error message shows.
 const BODY_SNIPPET: usize = 300;
 
-/// Sends the setup requests, fills the variables they capture into the measured
-/// requests, and checks each distinct measured request once. Returns the scenario with
-/// its variables filled in.
-pub async fn prepare(addr: SocketAddr, scenario: &Scenario) -> Result<Scenario> {
+/// Sends the setup requests to every server, fills the variables they capture into the
+/// measured requests of that server, and checks each distinct measured request once.
+/// Returns the scenario with its variables filled in.
+pub async fn prepare(servers: &[(Backend, SocketAddr)], scenario: &Scenario) -> Result<Scenario> {
     let mut scenario = scenario.clone();
-    for setup in &scenario.setup {
-        let (_, body) = send_checked(addr, "setup", &setup.request, &setup.also_ok).await?;
-        if let Some(capture) = setup.capture {
-            let value = captured(&body, capture.field)
-                .with_context(|| format!("setup request {}", setup.request.label()))?;
-            for phase in &mut scenario.phases {
-                for m in &mut phase.measurements {
+    for &(backend, addr) in servers {
+        for setup in &scenario.setup {
+            let (_, body) = send_checked(addr, "setup", &setup.request, &setup.also_ok).await?;
+            if let Some(capture) = setup.capture {
+                let value = captured(&body, capture.field)
+                    .with_context(|| format!("setup request {}", setup.request.label()))?;
+                let on_this_server = scenario
+                    .phases
+                    .iter_mut()
+                    .flat_map(|p| &mut p.measurements)
+                    .filter(|m| m.backend == backend);
+                for m in on_this_server {
                     for spec in &mut m.requests {
                         spec.substitute(capture.var, &value)?;
                     }
@@ -33,7 +38,7 @@ pub async fn prepare(addr: SocketAddr, scenario: &Scenario) -> Result<Scenario> 
             }
         }
     }
-    check_measured(addr, &scenario).await?;
+    check_measured(servers, &scenario).await?;
     Ok(scenario)
 }
 
@@ -48,14 +53,20 @@ pub fn captured(body: &[u8], field: &str) -> Result<String> {
         .with_context(|| format!("answered JSON without a string `{field}`"))
 }
 
-async fn check_measured(addr: SocketAddr, scenario: &Scenario) -> Result<()> {
-    let mut sent: Vec<&RequestSpec> = Vec::new();
+async fn check_measured(servers: &[(Backend, SocketAddr)], scenario: &Scenario) -> Result<()> {
+    let mut sent: Vec<(Backend, &RequestSpec)> = Vec::new();
     for m in scenario.measurements() {
+        let addr = servers
+            .iter()
+            .find(|(b, _)| *b == m.backend)
+            .map(|(_, a)| *a)
+            .with_context(|| format!("no {} server for {}", m.backend.name(), m.name))?;
         let mut answers: Vec<(String, Bytes)> = Vec::new();
         let mut statuses: Vec<hyper::StatusCode> = Vec::new();
         for spec in &m.requests {
-            let seen = sent.iter().any(|o| {
-                o.method == spec.method
+            let seen = sent.iter().any(|(b, o)| {
+                *b == m.backend
+                    && o.method == spec.method
                     && o.path == spec.path
                     && o.body == spec.body
                     && o.headers == spec.headers
@@ -63,7 +74,7 @@ async fn check_measured(addr: SocketAddr, scenario: &Scenario) -> Result<()> {
             if seen {
                 continue;
             }
-            sent.push(spec);
+            sent.push((m.backend, spec));
             let (status, body) = send_checked(addr, "preflight", spec, &[]).await?;
             statuses.push(status);
             answers.push((spec.label(), body));

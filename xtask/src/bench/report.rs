@@ -18,7 +18,11 @@ pub struct Results {
     pub scenario: String,
     pub description: String,
     pub command: String,
-    pub server_command: String,
+    /// One per server (one per storage backend the scenario compares).
+    pub server_commands: Vec<String>,
+    /// Where a PostgreSQL server kept its rows (schema and URL, password hidden).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     /// Commands run on the data directory before the server started (e.g. the seed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pre_start: Vec<String>,
@@ -33,6 +37,9 @@ pub struct Results {
     /// Figures against absolute targets (e.g. search p99 ≤ 10 ms).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bounds: Vec<BoundReport>,
+    /// Database round trips per request, counted on a separate server.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub round_trips: Vec<super::trips::TripReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +104,13 @@ pub struct RunReport {
     pub io_errors: BTreeMap<String, u64>,
     pub unfinished: u64,
     pub body_bytes: u64,
+    /// CPU time the loaded server spent per response during the window (user + system;
+    /// only when this was the phase's one load).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_request: Option<f64>,
+    /// CPU time every PostgreSQL process spent per response during the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_cpu_us_per_request: Option<f64>,
 }
 
 impl RunReport {
@@ -123,6 +137,8 @@ impl RunReport {
             io_errors: stats.io_errors.clone(),
             unfinished: stats.unfinished,
             body_bytes: stats.body_bytes,
+            server_cpu_us_per_request: None,
+            database_cpu_us_per_request: None,
         }
     }
 }
@@ -159,6 +175,11 @@ pub struct Summary {
     /// Percentiles of all rounds' samples together.
     pub latency: Latency,
     pub errors: u64,
+    /// Mean over the rounds that have the figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_request: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_cpu_us_per_request: Option<f64>,
 }
 
 /// Summarises the runs of `measurement`; `None` if it has none.
@@ -182,7 +203,39 @@ pub fn summarize(measurement: &str, runs: &[(&RunReport, &RunStats)]) -> Result<
         max_rps: rps.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         latency: Latency::of(&all),
         errors: runs.iter().map(|(r, _)| r.errors).sum(),
+        server_cpu_us_per_request: mean_of_some(runs.iter().map(|(r, _)| r.server_cpu_us_per_request)),
+        database_cpu_us_per_request: mean_of_some(runs.iter().map(|(r, _)| r.database_cpu_us_per_request)),
     }))
+}
+
+/// The mean of the values present; `None` if none is.
+fn mean_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let present: Vec<f64> = values.flatten().collect();
+    (!present.is_empty()).then(|| mean(&present))
+}
+
+/// `measurement  server 312 µs  postgres 140 µs` per summary with a CPU figure; empty
+/// without any.
+pub fn cpu_rows(summaries: &[Summary]) -> Vec<String> {
+    summaries
+        .iter()
+        .filter_map(|s| {
+            let server = s.server_cpu_us_per_request?;
+            let mut row = format!(
+                "{:<18} server {:>9}",
+                s.measurement,
+                format_latency_us(server.round() as u64)
+            );
+            if let Some(db) = s.database_cpu_us_per_request {
+                row.push_str(&format!(
+                    "   postgres {:>9}   together {:>9}",
+                    format_latency_us(db.round() as u64),
+                    format_latency_us((server + db).round() as u64)
+                ));
+            }
+            Some(row)
+        })
+        .collect()
 }
 
 fn mean(values: &[f64]) -> f64 {

@@ -4,15 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use tokio::runtime::Runtime;
 
+use super::backend::Backend;
 use super::bound::{self, BoundReport};
+use super::cpu;
 use super::load::{self, Group, LoadConfig, RunStats};
 use super::ratio::{self, Figures, RatioReport};
 use super::report::{self, ProbeReport, RunReport, Settings, Summary};
 use super::request::distinct_labels;
-use super::scenario::Scenario;
+use super::scenario::{Phase, Scenario};
 use super::server::Server;
 
 /// Pause before each probe, so work a flood left queued in the server (e.g. hashes of
@@ -25,17 +27,21 @@ pub struct Measured {
     pub probes: Vec<ProbeReport>,
 }
 
+/// The servers of a run, one per storage backend the scenario uses.
+pub type Servers = [(Backend, Server)];
+
 /// Runs `settings.rounds` rounds, printing the table header and a row per run.
 /// `threads` is what the probe's rate assumes (nproc).
 pub fn measure(
     runtime: &Runtime,
-    server: &mut Server,
+    servers: &mut Servers,
     scenario: &Scenario,
     settings: &Settings,
     load: LoadConfig,
     threads: usize,
 ) -> Result<Measured> {
     let rounds = settings.rounds;
+    let hz = cpu::ticks_per_second();
     let mut measured = Measured {
         runs: Vec::new(),
         probes: Vec::new(),
@@ -49,18 +55,27 @@ pub fn measure(
             measured.probes.push(timing);
         }
         for phase in &scenario.phases {
-            let groups: Vec<Group> = phase
+            let groups = phase
                 .measurements
                 .iter()
-                .map(|m| Group {
-                    connections: m.connections.resolve(settings.connections),
-                    specs: Arc::from(m.requests.as_slice()),
+                .map(|m| {
+                    Ok(Group {
+                        addr: server_of(servers, m.backend)?.addr,
+                        connections: m.connections.resolve(settings.connections),
+                        specs: Arc::from(m.requests.as_slice()),
+                    })
                 })
-                .collect();
-            let stats = runtime
-                .block_on(load::run(load, &groups))
-                .map_err(|e| anyhow!("{e:#}\n{}", server.stderr_tail()))?;
-            server.check_alive()?;
+                .collect::<Result<Vec<Group>>>()?;
+            let watched = Watched::of(servers, phase);
+            let (stats, cpu) = runtime.block_on(async {
+                let window = tokio::spawn(cpu_window(watched, load));
+                let stats = load::run(load, &groups).await;
+                (stats, window.await.ok())
+            });
+            let stats = stats.map_err(|e| anyhow!("{e:#}\n{}", tails(servers)))?;
+            for (_, server) in servers.iter_mut() {
+                server.check_alive()?;
+            }
             for ((m, group), stats) in phase.measurements.iter().zip(&groups).zip(stats) {
                 let labels = distinct_labels(&m.requests);
                 let mut run = RunReport::new(m.name, round, labels, group.connections, &stats);
@@ -70,12 +85,85 @@ pub fn measure(
                     .filter(|o| o.name != m.name)
                     .map(|o| o.name.to_owned())
                     .collect();
+                // CPU is per process, so it is only a per-request figure when one load ran.
+                if let (Some(cpu), [_]) = (&cpu, phase.measurements.as_slice()) {
+                    let responses = stats.responses();
+                    run.server_cpu_us_per_request =
+                        cpu::us_per_request(cpu.server.0, cpu.server.1, responses, hz);
+                    run.database_cpu_us_per_request =
+                        cpu::us_per_request(cpu.database.0, cpu.database.1, responses, hz);
+                }
                 println!("{}", report::run_row(&run, rounds));
                 measured.runs.push((run, stats));
             }
         }
     }
     Ok(measured)
+}
+
+/// The server a measurement on `backend` loads.
+pub fn server_of(servers: &Servers, backend: Backend) -> Result<&Server> {
+    servers
+        .iter()
+        .find(|(b, _)| *b == backend)
+        .map(|(_, s)| s)
+        .with_context(|| format!("no {} server was started", backend.name()))
+}
+
+/// Every server's stderr tail, for an error.
+pub fn tails(servers: &Servers) -> String {
+    let tails: Vec<String> = servers
+        .iter()
+        .map(|(b, s)| format!("[{}] {}", b.name(), s.stderr_tail()))
+        .collect();
+    tails.join("\n")
+}
+
+/// Whose CPU a phase's window reads: the server its (first) load goes to, and
+/// PostgreSQL's processes when that server is on PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+struct Watched {
+    server: Option<u32>,
+    database: bool,
+}
+
+impl Watched {
+    fn of(servers: &Servers, phase: &Phase) -> Self {
+        let backend = phase.measurements.first().map(|m| m.backend);
+        Self {
+            server: backend.and_then(|b| server_of(servers, b).ok()).map(Server::pid),
+            database: backend == Some(Backend::Postgres),
+        }
+    }
+}
+
+/// CPU readings at the start and at the end of the measured window.
+struct CpuWindow {
+    server: (Option<cpu::Ticks>, Option<cpu::Ticks>),
+    database: (Option<cpu::Ticks>, Option<cpu::Ticks>),
+}
+
+/// Reads CPU when the warm-up ends and when the window ends (the load generator's
+/// clock started at the same moment).
+async fn cpu_window(watched: Watched, load: LoadConfig) -> CpuWindow {
+    let read = move || async move {
+        tokio::task::spawn_blocking(move || {
+            (
+                watched.server.and_then(cpu::of_pid),
+                watched.database.then(|| cpu::of_name("postgres")).flatten(),
+            )
+        })
+        .await
+        .unwrap_or((None, None))
+    };
+    tokio::time::sleep(load.warmup).await;
+    let before = read().await;
+    tokio::time::sleep(load.duration).await;
+    let after = read().await;
+    CpuWindow {
+        server: (before.0, after.0),
+        database: (before.1, after.1),
+    }
 }
 
 /// The figures of every round together.
@@ -99,6 +187,13 @@ pub fn conclude(scenario: &Scenario, measured: &Measured) -> Result<Concluded> {
         if let Some(s) = report::summarize(m.name, &of_m)? {
             println!("{}", report::summary_row(&s));
             summary.push(s);
+        }
+    }
+    let cpu_rows = report::cpu_rows(&summary);
+    if !cpu_rows.is_empty() {
+        println!("\nCPU per request (user + system, mean of the rounds):");
+        for row in cpu_rows {
+            println!("{row}");
         }
     }
     let probe = match (&scenario.probe, report::probe_mean(&measured.probes)) {

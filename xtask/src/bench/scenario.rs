@@ -15,6 +15,7 @@
 use anyhow::{bail, ensure, Context, Result};
 use hyper::{Method, StatusCode};
 
+pub use super::backend::Backend;
 pub use super::bound::Bound;
 use super::ceiling::{self, Argon2Cost};
 pub use super::ratio::{Figure, Ratio, Target};
@@ -101,6 +102,8 @@ impl Connections {
 #[derive(Debug, Clone)]
 pub struct Measurement {
     pub name: &'static str,
+    /// The server it loads: scenarios comparing storage backends run one of each.
+    pub backend: Backend,
     pub connections: Connections,
     pub requests: Vec<RequestSpec>,
     pub expect: Option<Expect>,
@@ -111,10 +114,17 @@ impl Measurement {
     pub fn new(name: &'static str, requests: Vec<RequestSpec>) -> Self {
         Self {
             name,
+            backend: Backend::Sled,
             connections: Connections::FromArgs,
             requests,
             expect: None,
         }
+    }
+
+    /// The load goes to the server on `backend` (sled unless told).
+    pub fn on(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
     }
 
     pub fn on_connections(mut self, n: usize) -> Self {
@@ -253,6 +263,18 @@ impl Scenario {
         self.phases.iter().flat_map(|p| &p.measurements)
     }
 
+    /// The servers the scenario needs, one per storage backend its measurements name,
+    /// in order of first use.
+    pub fn backends(&self) -> Vec<Backend> {
+        let mut out = Vec::new();
+        for m in self.measurements() {
+            if !out.contains(&m.backend) {
+                out.push(m.backend);
+            }
+        }
+        out
+    }
+
     /// Checks names are unique, ratios and bounds refer to measurements, and every
     /// request builds.
     pub fn validate(&self) -> Result<()> {
@@ -385,26 +407,36 @@ pub const HEALTHZ_CONNECTIONS: usize = 4;
 /// Accounts the logins are spread over (round robin per connection).
 pub const LOGIN_USERS: usize = 8;
 
-/// Logins against the argon2id ceiling, and what a login flood does to other routes.
-fn login() -> Scenario {
-    let user = |i: usize| {
-        serde_json::json!({
-            "username": format!("bench-user-{i}"),
-            "password": format!("correct-horse-battery-staple-{i}"),
-        })
-    };
-    let users = 1..=LOGIN_USERS;
-    let setup = users
-        .clone()
+/// The `i`-th login benchmark account (1-based).
+fn login_user(i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "username": format!("bench-user-{i}"),
+        "password": format!("correct-horse-battery-staple-{i}"),
+    })
+}
+
+/// Registers the [`LOGIN_USERS`] accounts (already there is fine).
+pub fn login_setup() -> Vec<SetupRequest> {
+    (1..=LOGIN_USERS)
         .map(|i| SetupRequest {
-            request: RequestSpec::json(Method::POST, "/auth/register", &user(i)),
+            request: RequestSpec::json(Method::POST, "/auth/register", &login_user(i)),
             also_ok: vec![StatusCode::CONFLICT],
             capture: None,
         })
-        .collect();
-    let logins: Vec<RequestSpec> = users
-        .map(|i| RequestSpec::json(Method::POST, "/auth/login", &user(i)))
-        .collect();
+        .collect()
+}
+
+/// A correct-password login of each of the [`LOGIN_USERS`] accounts.
+pub fn logins() -> Vec<RequestSpec> {
+    (1..=LOGIN_USERS)
+        .map(|i| RequestSpec::json(Method::POST, "/auth/login", &login_user(i)))
+        .collect()
+}
+
+/// Logins against the argon2id ceiling, and what a login flood does to other routes.
+fn login() -> Scenario {
+    let setup = login_setup();
+    let logins = logins();
     let healthz = vec![RequestSpec::get("/healthz")];
     Scenario {
         name: "login",

@@ -86,10 +86,6 @@ pub fn scenario(products: usize) -> Scenario {
         .into_iter()
         .map(|sku| RequestSpec::get(format!("/products/{sku}")))
         .collect();
-    let searches = QUERIES
-        .iter()
-        .map(|q| RequestSpec::get(search_path(q, PAGE)))
-        .collect();
     Scenario {
         name: "search",
         description: "GET /products/search (words, prefixes, typos, filters; limit 20) vs GET \
@@ -102,7 +98,7 @@ pub fn scenario(products: usize) -> Scenario {
         phases: vec![
             Phase::single(Measurement::new("point-lookup", lookups).on_connections(SEARCH_CONNECTIONS)),
             Phase::single(
-                Measurement::new("search", searches)
+                Measurement::new("search", searches())
                     .on_connections(SEARCH_CONNECTIONS)
                     .expecting(Expect::Products {
                         min_with_hits: MIN_WITH_HITS,
@@ -121,6 +117,14 @@ pub fn scenario(products: usize) -> Scenario {
         extra_config: "",
         fake_gateway: false,
     }
+}
+
+/// `GET /products/search` with every query of [`QUERIES`], a page of [`PAGE`] each.
+pub fn searches() -> Vec<RequestSpec> {
+    QUERIES
+        .iter()
+        .map(|q| RequestSpec::get(search_path(q, PAGE)))
+        .collect()
 }
 
 /// `n` SKUs of a catalog of `products` (at most all of them), spread evenly over the

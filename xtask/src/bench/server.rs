@@ -86,6 +86,11 @@ impl Server {
         }
     }
 
+    /// Its process id (to read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails if the server has exited (e.g. crashed during a run).
     pub fn check_alive(&mut self) -> Result<()> {
         match self.child.try_wait() {
