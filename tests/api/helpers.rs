@@ -396,12 +396,22 @@ pub async fn spawn_app_with_admin(plugins: &str) -> (TestApp, String) {
 /// Runs the real `plinth serve` binary on port 0 (stdout piped for the listening line),
 /// in `data_dir` when given; killed when dropped.
 pub async fn spawn_binary(config: &Path, data_dir: Option<&Path>) -> tokio::process::Child {
+    spawn_binary_at(config, data_dir, None).await
+}
+
+/// [`spawn_binary`] on a given address (for tests that must know the port up front).
+pub async fn spawn_binary_at(
+    config: &Path,
+    data_dir: Option<&Path>,
+    listen: Option<SocketAddr>,
+) -> tokio::process::Child {
     let home = data_dir.or(config.parent()).expect("a config in a directory");
     use_test_storage(config, home).await;
+    let listen = listen.map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_plinth"));
     cmd.args(["serve", "--config"])
         .arg(config)
-        .env("PLINTH_LISTEN", "127.0.0.1:0")
+        .env("PLINTH_LISTEN", listen)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true);
     // `PLINTH_TEST_SERVER_LOG=info cargo test …` shows the servers' logs.

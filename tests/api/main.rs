@@ -18,6 +18,7 @@ mod connections;
 mod contacts;
 mod data_at_rest;
 mod db_outage;
+mod db_restart;
 mod demo_secrets;
 mod durability;
 mod helpers;

@@ -1,18 +1,27 @@
 //! Several real `plinth serve` processes on one PostgreSQL database: what one replica
-//! writes, the others see; limits hold across them; no acknowledged write is lost.
+//! writes, the others see; limits hold across them; a social login may start on one and
+//! finish on another; no acknowledged write is lost.
 //! These always run on PostgreSQL (they are about sharing it), in the default pass.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::COOKIE;
 use serde_json::Value;
 
+use crate::oidc::{
+    auth_section, browser_stopping_at, finish_login, free_addr, local_idp_entry, start, state_refused,
+    through_provider, Site,
+};
 use crate::shop::binary::{Server, ShopDir};
 use crate::shop::localstripe::localstripe;
 use crate::shop::ShopOptions;
 
 use crate::helpers::{
-    cli_create_user, hello_plugin, json, make_serializable, on_postgres, postgres_section, spawn_binary,
+    cli_create_user, hello_plugin, json, make_serializable, on_postgres, postgres_section, spawn_binary_at,
     wait_listening, DATABASE_MARKER, PASSWORD,
 };
 
@@ -29,17 +38,21 @@ impl Replicas {
     /// `n` replicas; the first data directory also gets an admin `root` (made with the
     /// CLI, on the shared database).
     async fn start(n: usize, plugins: &str) -> Option<Self> {
-        Self::start_at(n, plugins, Isolation::ReadCommitted).await
+        Self::start_at(&vec![None; n], plugins, Isolation::ReadCommitted).await
     }
 
-    async fn start_at(n: usize, plugins: &str, isolation: Isolation) -> Option<Self> {
+    /// One replica per entry of `listen`, on that address (for a config naming it, such
+    /// as a public URL) or on any free port (`None`).
+    async fn start_at(listen: &[Option<SocketAddr>], plugins: &str, isolation: Isolation) -> Option<Self> {
         if on_postgres() {
             // The PostgreSQL pass runs everything else; these ran in the default pass.
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        postgres_section(dir.path()).await?;
         if isolation == Isolation::Serializable {
+            // make_serializable rewrites the file naming the schema, so the schema (and
+            // that file) must exist first; the section below then names it serializable.
+            postgres_section(dir.path()).await?;
             make_serializable(dir.path());
         }
         let storage = postgres_section(dir.path()).await?;
@@ -48,7 +61,7 @@ impl Replicas {
         std::fs::write(&config, format!("{text}{storage}")).unwrap();
         let mut children = Vec::new();
         let mut urls = Vec::new();
-        for i in 0..n {
+        for (i, addr) in listen.iter().enumerate() {
             let data: PathBuf = dir.path().join(format!("replica-{i}"));
             std::fs::create_dir_all(&data).unwrap();
             std::fs::copy(dir.path().join(DATABASE_MARKER), data.join(DATABASE_MARKER)).unwrap();
@@ -56,7 +69,7 @@ impl Replicas {
                 let out = cli_create_user(&data, "root", true, PASSWORD).await;
                 assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             }
-            let mut child = spawn_binary(&config, Some(&data)).await;
+            let mut child = spawn_binary_at(&config, Some(&data), *addr).await;
             urls.push(wait_listening(&mut child).await);
             children.push(child);
         }
@@ -105,8 +118,6 @@ enum Isolation {
     /// CockroachDB's only level.
     Serializable,
 }
-
-impl Replicas {}
 
 impl Drop for Replicas {
     fn drop(&mut self) {
@@ -171,6 +182,68 @@ async fn a_session_made_on_one_replica_works_on_the_others_and_logout_anywhere_e
     assert_eq!(me.status(), 401, "revoked on B, refused on C");
 }
 
+/// The login in progress (state, nonce, PKCE verifier, browser binding) is a row of the
+/// shared `oidc_pending` table, so behind a load balancer the callback may reach another
+/// replica than the start did; it is still taken once, and only by its own browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_social_login_started_on_one_replica_finishes_on_another_once_and_in_its_own_browser() {
+    // The provider knows one redirect URI, so both replicas have one public URL: here
+    // replica B's address, picked before B starts. Starts go to A, callbacks to B.
+    let public = free_addr();
+    let auth = auth_section(public, &local_idp_entry(public).await);
+    let Some(r) = Replicas::start_at(&[None, Some(public)], &auth, Isolation::ReadCommitted).await else {
+        return;
+    };
+    let (a, b) = (&r.urls[0], &r.urls[1]);
+    assert_eq!(*b, format!("http://{public}"));
+    let ports: Vec<u16> = r
+        .urls
+        .iter()
+        .map(|u| reqwest::Url::parse(u).unwrap().port().unwrap())
+        .collect();
+    let on_a = |callback: &str| callback.replacen(b.as_str(), a, 1);
+
+    let jar = Arc::new(Jar::default());
+    let browser = browser_stopping_at(&ports, jar.clone());
+    let authorize = start(a, &browser, "local", Some(&b.url("/auth/me"))).await;
+    let callback = through_provider(b, &browser, &authorize, "roamer").await;
+    // The binding cookie A set, kept to replay the callback with it after B clears it.
+    let cookies = jar.cookies(&callback.parse().unwrap()).unwrap();
+    assert!(cookies.to_str().unwrap().contains("plinth_oauth="), "{cookies:?}");
+    let me = finish_login(b, &browser, &callback).await;
+    assert_eq!(me["user"]["username"], "roamer");
+    let resp = browser.get(a.url("/auth/me")).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the session works on A too");
+    assert_eq!(json(resp).await["session"]["id"], me["session"]["id"]);
+
+    // Replayed on A, binding cookie and all: B took the login from the shared table.
+    let resp = r
+        .client
+        .get(on_a(&callback))
+        .header(COOKIE, cookies)
+        .send()
+        .await
+        .unwrap();
+    state_refused(resp).await;
+
+    // Another browser, with a login of its own under way on A (so a binding cookie, not
+    // this login's), brings a victim's callback to B: refused, and the login is spent,
+    // so the victim's own browser cannot finish it on A either.
+    let victim = browser_stopping_at(&ports, Arc::default());
+    let authorize = start(a, &victim, "local", Some(&b.url("/auth/me"))).await;
+    let callback = through_provider(b, &victim, &authorize, "victim").await;
+    let other = browser_stopping_at(&ports, Arc::default());
+    start(a, &other, "local", None).await;
+    let resp = other.get(&callback).send().await.unwrap();
+    state_refused(resp).await;
+    let resp = victim.get(on_a(&callback)).send().await.unwrap();
+    state_refused(resp).await;
+    for site in [a, b] {
+        let resp = victim.get(site.url("/auth/me")).send().await.unwrap();
+        assert_eq!(resp.status(), 401, "no session on {site}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_increments_from_three_replicas_add_up_exactly() {
     kv_increments_add_up(Isolation::ReadCommitted).await;
@@ -182,7 +255,7 @@ async fn kv_increments_add_up_under_serializable_isolation_too_and_the_retries_s
 }
 
 async fn kv_increments_add_up(isolation: Isolation) {
-    let Some(r) = Replicas::start_at(3, &hello_plugin("hello"), isolation).await else {
+    let Some(r) = Replicas::start_at(&[None; 3], &hello_plugin("hello"), isolation).await else {
         return;
     };
     let tasks: Vec<_> = (0..300)

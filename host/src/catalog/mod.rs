@@ -110,6 +110,10 @@ impl Catalog {
     async fn catch_up(&self) -> Result<usize, CatalogError> {
         let _turn = self.indexing.lock().await;
         let head = self.store.feed_head().await?;
+        // The common case of a poll: nothing new, one query.
+        if self.index.applied_seq() == Some(head) {
+            return Ok(0);
+        }
         let floor = self.store.feed_floor().await?;
         let mut at = match self.index.applied_seq() {
             Some(at) if at >= floor && at <= head => at,
@@ -143,14 +147,20 @@ impl Catalog {
     /// Brings the index entries of `skus` in line with the store, recording feed
     /// position `seq`: reads the products, then writes the index on the blocking pool.
     async fn reindex(&self, skus: &[String], seq: u64) -> Result<(), CatalogError> {
-        let mut present = Vec::new();
-        let mut gone = Vec::new();
-        for sku in skus {
-            match self.store.get(sku).await? {
-                Some((p, _)) => present.push(p),
-                None => gone.push(sku.clone()),
-            }
-        }
+        // One read for the batch (a round trip per sku on a shared database otherwise).
+        let present: Vec<ProductRecord> = self
+            .store
+            .get_many(skus)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        let found: std::collections::HashSet<&str> = present.iter().map(|p| p.sku.as_str()).collect();
+        let gone: Vec<String> = skus
+            .iter()
+            .filter(|sku| !found.contains(sku.as_str()))
+            .cloned()
+            .collect();
         let index = self.index.clone();
         blocking(move || {
             let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
@@ -265,9 +275,13 @@ impl Catalog {
             Ok(index.search(&q)?)
         })
         .await?;
+        // The index says which products match; the store says what they are now. A hit
+        // deleted since the index last caught up is dropped.
+        let skus: Vec<String> = hits.iter().map(|(sku, _)| sku.clone()).collect();
+        let mut products = self.store.get_many(&skus).await?.into_iter().peekable();
         let mut out = Vec::with_capacity(hits.len());
         for (sku, score) in hits {
-            if let Some(product) = self.store.get(&sku).await? {
+            if let Some(product) = products.next_if(|(p, _)| p.sku == sku) {
                 out.push((product, score));
             }
         }

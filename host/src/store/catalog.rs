@@ -34,6 +34,16 @@ pub enum CatalogStoreError {
 #[async_trait::async_trait]
 pub trait CatalogStore: Send + Sync {
     async fn get(&self, sku: &str) -> Result<Option<(ProductRecord, u64)>, StoreError>;
+    /// The products of `skus` that exist, with stock, in the order asked. One lookup per
+    /// sku is cheap in an embedded store; a shared database answers them in one round
+    /// trip (a search page would otherwise cost one per hit).
+    async fn get_many(&self, skus: &[String]) -> Result<Vec<(ProductRecord, u64)>, StoreError> {
+        let mut out = Vec::with_capacity(skus.len());
+        for sku in skus {
+            out.extend(self.get(sku).await?);
+        }
+        Ok(out)
+    }
     /// Inserts a new product with its stock; fails if the sku exists.
     async fn insert(&self, product: &ProductRecord, stock: u64) -> Result<(), CatalogStoreError>;
     /// Replaces a product (and its stock, when given).

@@ -87,3 +87,26 @@ async fn concurrent_writes_get_distinct_positions() {
         assert_eq!(seqs, (1..=20).collect::<Vec<u64>>(), "{backend}");
     }
 }
+
+#[tokio::test]
+async fn get_many_answers_in_the_order_asked_and_skips_the_missing() {
+    for (backend, store) in backends().await {
+        for (sku, stock) in [("A-1", 1), ("B-2", 2), ("C-3", 3)] {
+            store.insert(&product(sku, sku), stock).await.unwrap();
+        }
+        let asked: Vec<String> = ["C-3", "GONE", "A-1", "B-2"].map(String::from).to_vec();
+        let got: Vec<(String, u64)> = store
+            .get_many(&asked)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(p, stock)| (p.sku, stock))
+            .collect();
+        assert_eq!(
+            got,
+            [("C-3".into(), 3), ("A-1".into(), 1), ("B-2".into(), 2)],
+            "{backend}"
+        );
+        assert!(store.get_many(&[]).await.unwrap().is_empty(), "{backend}");
+    }
+}

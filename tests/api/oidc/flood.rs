@@ -7,7 +7,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 
 use super::{
-    browser, free_addr, idp, location, provider_entry, spawn_with, spawn_with_idp, start, through_provider,
+    browser, free_addr, local_idp_entry, location, spawn_with, spawn_with_idp, start, through_provider,
 };
 use crate::helpers::{error_code, json, TestApp};
 
@@ -96,13 +96,9 @@ async fn a_flood_of_starts_from_one_address_is_throttled_and_holds_no_state() {
 async fn a_full_table_refuses_the_flooder_serves_everyone_else_and_a_login_under_way_completes() {
     const CAP: usize = 200;
     let addr = free_addr();
-    let idp = idp().await;
-    let (id, secret) = idp
-        .register_client(&format!("http://{addr}/auth/oauth/local/callback"))
-        .await;
     let settings = format!(
         "trusted_proxies = 1\noauth_max_pending = {CAP}\n{}",
-        provider_entry("local", &idp.issuer(), &id, &secret)
+        local_idp_entry(addr).await
     );
     let app = spawn_with(addr, &settings).await;
 

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::cookie::Jar;
 use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 
@@ -18,8 +19,28 @@ use crate::helpers::{error_code, json, spawn_app_at, TestApp, PASSWORD};
 use fake::{FakeIssuer, Issue, KID};
 use provider::idp;
 
+/// Where a browser reaches Plinth: a server in this process, or a replica's base URL
+/// (`http://host:port`, as `wait_listening` gives it), so the flow helpers below drive
+/// one server or several behind one public URL alike.
+pub(crate) trait Site {
+    /// The absolute URL of `path` there.
+    fn url(&self, path: &str) -> String;
+}
+
+impl Site for TestApp {
+    fn url(&self, path: &str) -> String {
+        TestApp::url(self, path)
+    }
+}
+
+impl Site for String {
+    fn url(&self, path: &str) -> String {
+        format!("{self}{path}")
+    }
+}
+
 /// A free loopback port for the server (its redirect URI must be registered first).
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
@@ -37,38 +58,62 @@ client_secret = "{secret}"
     )
 }
 
-/// The server with social login: `[auth]` for `addr` plus the given provider entries.
-async fn spawn_with(addr: SocketAddr, providers: &str) -> TestApp {
-    let auth = format!(
+/// `[auth]` with public URL `http://{addr}` (return URLs under it) plus the given
+/// provider entries.
+pub(crate) fn auth_section(addr: SocketAddr, providers: &str) -> String {
+    format!(
         r#"
 [auth]
 public_url = "http://{addr}"
 oauth_return_urls = ["http://{addr}/auth/me", "http://{addr}/app/"]
 {providers}
 "#
-    );
-    spawn_app_at(&auth, tempfile::tempdir().unwrap(), Some(addr)).await
+    )
 }
 
-/// The server with provider `local` = the real OpenID Provider, with a fresh client.
-async fn spawn_with_idp() -> TestApp {
-    let addr = free_addr();
+/// The server with social login: [`auth_section`] for `addr`, listening there.
+async fn spawn_with(addr: SocketAddr, providers: &str) -> TestApp {
+    spawn_app_at(
+        &auth_section(addr, providers),
+        tempfile::tempdir().unwrap(),
+        Some(addr),
+    )
+    .await
+}
+
+/// Provider `local` = the real OpenID Provider, with a fresh client whose redirect URI
+/// is the callback at public URL `http://{addr}`.
+pub(crate) async fn local_idp_entry(addr: SocketAddr) -> String {
     let idp = idp().await;
     let (id, secret) = idp
         .register_client(&format!("http://{addr}/auth/oauth/local/callback"))
         .await;
-    spawn_with(addr, &provider_entry("local", &idp.issuer(), &id, &secret)).await
+    provider_entry("local", &idp.issuer(), &id, &secret)
+}
+
+/// The server with provider `local` (see [`local_idp_entry`]).
+async fn spawn_with_idp() -> TestApp {
+    let addr = free_addr();
+    spawn_with(addr, &local_idp_entry(addr).await).await
 }
 
 /// A browser: keeps cookies, follows redirects except those from or to the server under
 /// test (so the test sees the server's redirects and the callback URL).
 fn browser(app: &TestApp) -> reqwest::Client {
-    let port = app.addr.port();
+    browser_stopping_at(&[app.addr.port()], Arc::default())
+}
+
+/// [`browser`] for servers on several loopback `ports` (replicas), keeping its cookies in
+/// `jar` so a test can read them. Cookies ignore ports, so what one replica sets the
+/// browser sends to all of them, as to one site behind a load balancer.
+pub(crate) fn browser_stopping_at(ports: &[u16], jar: Arc<Jar>) -> reqwest::Client {
+    let ports = ports.to_vec();
+    let ours = move |u: &reqwest::Url| u.port().is_some_and(|p| ports.contains(&p));
     reqwest::Client::builder()
-        .cookie_provider(Arc::new(reqwest::cookie::Jar::default()))
+        .cookie_provider(jar)
         .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-            let from_app = attempt.previous().last().is_some_and(|u| u.port() == Some(port));
-            if from_app || attempt.url().port() == Some(port) {
+            let from_app = attempt.previous().last().is_some_and(&ours);
+            if from_app || ours(attempt.url()) {
                 attempt.stop()
             } else if attempt.previous().len() > 20 {
                 attempt.error("too many redirects")
@@ -124,7 +169,12 @@ fn form_action(page_url: &reqwest::Url, html: &str) -> Option<String> {
 }
 
 /// GET `/auth/oauth/{provider}/start` → the provider's authorize URL.
-async fn start(app: &TestApp, b: &reqwest::Client, provider: &str, return_to: Option<&str>) -> String {
+pub(crate) async fn start(
+    app: &impl Site,
+    b: &reqwest::Client,
+    provider: &str,
+    return_to: Option<&str>,
+) -> String {
     let mut url = app.url(&format!("/auth/oauth/{provider}/start"));
     if let Some(r) = return_to {
         url = format!("{url}?return_to={}", urlencode(r));
@@ -144,7 +194,12 @@ fn urlencode(s: &str) -> String {
 
 /// Drives the provider from its authorize URL: dev login form (any `login`), then
 /// consent, until it redirects to the server; returns that redirect (the callback URL).
-async fn through_provider(app: &TestApp, b: &reqwest::Client, authorize: &str, login: &str) -> String {
+pub(crate) async fn through_provider(
+    app: &impl Site,
+    b: &reqwest::Client,
+    authorize: &str,
+    login: &str,
+) -> String {
     let mut resp = b.get(authorize).send().await.unwrap();
     for _ in 0..5 {
         if resp.status().is_redirection() {
@@ -178,7 +233,13 @@ async fn callback_url(app: &TestApp, b: &reqwest::Client, login: &str) -> String
 /// A full login as `login` at the real provider; returns /auth/me.
 async fn login_via_idp(app: &TestApp, b: &reqwest::Client, login: &str) -> serde_json::Value {
     let callback = callback_url(app, b, login).await;
-    let resp = b.get(&callback).send().await.unwrap();
+    finish_login(app, b, &callback).await
+}
+
+/// Visits `callback` (a login that returns to `/auth/me` on `app`): a session cookie and
+/// the login cookie cleared; returns /auth/me with that session.
+pub(crate) async fn finish_login(app: &impl Site, b: &reqwest::Client, callback: &str) -> serde_json::Value {
+    let resp = b.get(callback).send().await.unwrap();
     assert_eq!(
         resp.status(),
         StatusCode::FOUND,
@@ -218,6 +279,16 @@ fn no_session(resp: &reqwest::Response) {
             "a session was set"
         );
     }
+}
+
+/// A callback refused as `oauth_state_invalid` (bad, replayed, expired or another
+/// browser's state), without a session.
+pub(crate) async fn state_refused(resp: reqwest::Response) {
+    no_session(&resp);
+    assert_eq!(
+        error_code(resp, 400).await["error"]["code"],
+        "oauth_state_invalid"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,11 +348,7 @@ async fn replayed_callback_is_rejected() {
     let first = b.get(&callback).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::FOUND);
     let again = b.get(&callback).send().await.unwrap();
-    no_session(&again);
-    assert_eq!(
-        error_code(again, 400).await["error"]["code"],
-        "oauth_state_invalid"
-    );
+    state_refused(again).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,35 +366,21 @@ async fn tampered_state_and_another_browser_are_rejected() {
         .send()
         .await
         .unwrap();
-    no_session(&resp);
-    assert_eq!(
-        error_code(resp, 400).await["error"]["code"],
-        "oauth_state_invalid"
-    );
+    state_refused(resp).await;
 
     let resp = b
         .get(with_query_param(&callback, "state", ""))
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        error_code(resp, 400).await["error"]["code"],
-        "oauth_state_invalid"
-    );
+    state_refused(resp).await;
 
     // The right state from another browser (no binding cookie) is refused, and burns it.
     let other = browser(&app);
     let resp = other.get(&callback).send().await.unwrap();
-    no_session(&resp);
-    assert_eq!(
-        error_code(resp, 400).await["error"]["code"],
-        "oauth_state_invalid"
-    );
+    state_refused(resp).await;
     let resp = b.get(&callback).send().await.unwrap();
-    assert_eq!(
-        error_code(resp, 400).await["error"]["code"],
-        "oauth_state_invalid"
-    );
+    state_refused(resp).await;
 
     // Nobody got a session.
     let resp = b.get(app.url("/auth/me")).send().await.unwrap();

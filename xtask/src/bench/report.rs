@@ -247,7 +247,7 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 pub const TABLE_HEADER: &str =
-    "measurement        run        req/s        p50        p99      p99.9     errors";
+    "measurement          run        req/s        p50        p99      p99.9     errors";
 
 pub fn run_row(run: &RunReport, rounds: usize) -> String {
     row(
@@ -272,7 +272,7 @@ pub fn summary_row(summary: &Summary) -> String {
 /// A probe timing as a table row: its rate under req/s, the median operation under p50.
 pub fn probe_row(probe: &ProbeReport, rounds: usize) -> String {
     format!(
-        "{:<16} {:>5} {:>12} {:>10}  median of {} ({} … {})",
+        "{:<18} {:>5} {:>12} {:>10}  median of {} ({} … {})",
         probe.probe,
         format!("{}/{rounds}", probe.round),
         format_small_rate(probe.rate_per_s),
@@ -295,7 +295,7 @@ pub fn probe_mean(probes: &[ProbeReport]) -> Option<(f64, f64)> {
 
 pub fn probe_summary_row(name: &str, rate: f64, op_us: f64) -> String {
     format!(
-        "{name:<16} {:>5} {:>12} {:>10}",
+        "{name:<18} {:>5} {:>12} {:>10}",
         "mean",
         format_small_rate(rate),
         format_latency_us(op_us.round() as u64)
@@ -313,7 +313,7 @@ fn format_small_rate(rate: f64) -> String {
 
 fn row(name: &str, run: &str, rps: f64, latency: &Latency, errors: u64) -> String {
     format!(
-        "{name:<16} {run:>5} {:>12} {:>10} {:>10} {:>10} {errors:>10}",
+        "{name:<18} {run:>5} {:>12} {:>10} {:>10} {:>10} {errors:>10}",
         format_rate(rps),
         format_latency_us(latency.p50_us),
         format_latency_us(latency.p99_us),
@@ -430,10 +430,10 @@ mod tests {
     #[test]
     fn probe_rows_use_the_table_columns() {
         let line = probe_row(&probe(1, 82.35, 24_290.0), 2);
-        let columns = "measurement        run        req/s        p50".chars().count();
+        let columns = "measurement          run        req/s        p50".chars().count();
         assert_eq!(
             line,
-            "argon2id-ceiling   1/2         82.3   24.29 ms  median of 15 (23.29 ms … 29.29 ms)"
+            "argon2id-ceiling     1/2         82.3   24.29 ms  median of 15 (23.29 ms … 29.29 ms)"
         );
         let p50_end = line.find(" ms").expect("unit") + " ms".len();
         assert_eq!(line[..p50_end].chars().count(), columns);
@@ -442,7 +442,7 @@ mod tests {
         assert!((rate - 85.0).abs() < 1e-9 && (op - 23_500.0).abs() < 1e-9);
         assert_eq!(
             probe_summary_row("argon2id-ceiling", rate, op),
-            "argon2id-ceiling  mean         85.0   23.50 ms"
+            "argon2id-ceiling    mean         85.0   23.50 ms"
         );
     }
 

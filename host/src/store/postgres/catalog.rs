@@ -71,6 +71,22 @@ impl CatalogStore for PgCatalog {
         .transpose()
     }
 
+    async fn get_many(&self, skus: &[String]) -> Result<Vec<(ProductRecord, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.sku, p.record, s.units FROM products p LEFT JOIN stock s ON s.sku = p.sku \
+             WHERE p.sku = ANY($1)",
+        )
+        .bind(skus)
+        .fetch_all(self.pg.pool())
+        .await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let sku: String = row.try_get("sku")?;
+            found.insert(sku, product_row(row)?);
+        }
+        Ok(skus.iter().filter_map(|sku| found.remove(sku)).collect())
+    }
+
     async fn insert(&self, product: &ProductRecord, stock: u64) -> Result<(), CatalogStoreError> {
         let record = to_json(product)?;
         let attempt = || async {

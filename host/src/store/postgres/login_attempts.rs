@@ -27,40 +27,41 @@ impl PgLoginAttempts {
         }
     }
 
-    /// One attempt at counting: `Ok(Err(wait))` when a limit is reached.
+    /// One attempt at counting: `Ok(Err(wait))` when a limit is reached. Four round
+    /// trips: BEGIN (serializable), one query over the three windows, the insert, COMMIT.
     async fn try_begin(&self, username: &str, ip: &str) -> Result<Result<String, Duration>, StoreError> {
-        let mut tx = self.pg.pool().begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-            .execute(&mut *tx)
+        let mut tx = self
+            .pg
+            .pool()
+            .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
             .await?;
-        // (column, key, window in seconds, limit): per username per minute and per hour,
-        // per address per minute.
-        let checks = [
-            ("username", username, 60, self.limits.per_username_per_minute),
-            ("username", username, 3600, self.limits.per_username_per_hour),
-            ("ip", ip, 60, self.limits.per_ip_per_minute),
-        ];
-        let mut wait = Duration::ZERO;
-        for (column, key, window, limit) in checks {
-            // The attempt that must leave the window before another may start: the
-            // limit-th newest inside it.
-            let sql = format!(
-                "SELECT EXTRACT(EPOCH FROM (at + $2 * interval '1 second' - now()))::FLOAT8
-                   FROM login_attempts WHERE {column} = $1 AND at > now() - $2 * interval '1 second'
-                  ORDER BY at DESC OFFSET $3 LIMIT 1"
-            );
-            let leaves_in: Option<f64> = sqlx::query_scalar(&sql)
-                .bind(key)
-                .bind(window as f64)
-                .bind(i64::from(limit.max(1)) - 1)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(secs) = leaves_in {
-                wait = wait.max(Duration::from_secs_f64(secs.max(0.0)));
-            }
-        }
-        if wait > Duration::ZERO {
-            return Ok(Err(wait.max(Duration::from_secs(1))));
+        // Per window, the attempt that must leave it before another may start: the
+        // limit-th newest inside it; the longest of those waits (GREATEST skips NULLs:
+        // windows under their limit). Per username per minute and per hour, per address
+        // per minute.
+        let leaves_in: Option<f64> = sqlx::query_scalar(
+            "SELECT GREATEST(
+                 (SELECT EXTRACT(EPOCH FROM (at + interval '60 seconds' - now()))::FLOAT8
+                    FROM login_attempts WHERE username = $1 AND at > now() - interval '60 seconds'
+                   ORDER BY at DESC OFFSET $3 LIMIT 1),
+                 (SELECT EXTRACT(EPOCH FROM (at + interval '3600 seconds' - now()))::FLOAT8
+                    FROM login_attempts WHERE username = $1 AND at > now() - interval '3600 seconds'
+                   ORDER BY at DESC OFFSET $4 LIMIT 1),
+                 (SELECT EXTRACT(EPOCH FROM (at + interval '60 seconds' - now()))::FLOAT8
+                    FROM login_attempts WHERE ip = $2 AND at > now() - interval '60 seconds'
+                   ORDER BY at DESC OFFSET $5 LIMIT 1))",
+        )
+        .bind(username)
+        .bind(ip)
+        .bind(i64::from(self.limits.per_username_per_minute.max(1)) - 1)
+        .bind(i64::from(self.limits.per_username_per_hour.max(1)) - 1)
+        .bind(i64::from(self.limits.per_ip_per_minute.max(1)) - 1)
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(secs) = leaves_in {
+            return Ok(Err(
+                Duration::from_secs_f64(secs.max(0.0)).max(Duration::from_secs(1))
+            ));
         }
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query("INSERT INTO login_attempts (id, username, ip, at) VALUES ($1, $2, $3, now())")

@@ -44,6 +44,8 @@ pub use pending::PgPending;
 use super::StoreError;
 use crate::config::PostgresConfig;
 
+/// A pooled connection idle this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// Attempts of one transaction before it fails as busy.
 const MAX_ATTEMPTS: u32 = 8;
 /// Backoff before the second attempt; doubles per attempt, up to [`MAX_BACKOFF`].
@@ -69,8 +71,19 @@ impl Pg {
             .max_connections(settings.pool_size)
             .min_connections(1)
             .acquire_timeout(settings.acquire_timeout)
-            // A connection the database dropped (a restart) is found out before use.
-            .test_before_acquire(true)
+            // A connection the database dropped (a restart) must be found out before use,
+            // but a ping on every acquire is a round trip per statement: only connections
+            // idle for a while are pinged. One in steady use would have failed in use
+            // already, and a failed connection is closed, not returned to the pool.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < PING_IF_IDLE_FOR {
+                        return Ok(true);
+                    }
+                    Ok(sqlx::Connection::ping(conn).await.is_ok())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to {shown}: {e}")))?;
