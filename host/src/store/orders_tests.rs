@@ -416,3 +416,71 @@ async fn all_orders_page_newest_first_by_status_and_the_index_is_rebuilt_for_old
         );
     }
 }
+
+/// An order exactly as the store writes it today (serde_json's compact form, fields in
+/// declaration order): sled keeps these bytes, PostgreSQL the same document as JSONB,
+/// and `plinth store copy` moves one into the other. Changing the model must not change
+/// a byte of this.
+const STORED_ORDER: &str = concat!(
+    r#"{"id":"0123456789abcdef0123456789abcdef","user_id":"0190a1b2c3d4e5f60718293a4b5c6d7e","#,
+    r#""status":"fulfilled","lines":[{"sku":"MUG-1","name":"Mug","quantity":2,"#,
+    r#""unit_price":{"amount":1250,"currency":"USD"},"total":2500}],"#,
+    r#""adjustments":[{"kind":"discount","label":"10% off","amount":-250,"source":"rules-discounts","line":0},"#,
+    r#"{"kind":"shipping","label":"USPS Priority","amount":550,"source":"shipping-shippo","line":null}],"#,
+    r#""currency":"USD","subtotal":2500,"total":2800,"#,
+    r#""shipping_address":{"name":"Ada Lovelace","line1":"12 Analytical Way","line2":null,"city":"Oakland","#,
+    r#""region":"CA","postal_code":"94610","country":"US","phone":"+14155550100","email":"ada@example.com"},"#,
+    r#""shipment":{"rate_id":"rate_1","carrier":"USPS","service":"Priority","amount":550,"shipment_id":"shp_1","#,
+    r#""tracking_number":"9400","label_url":"https://labels.example.com/1.pdf"},"#,
+    r#""payment":{"provider":"payments-stripe","provider_id":"pi_1","refund_id":null},"#,
+    r#""history":[{"status":"pending","at":1764480000000,"note":null},{"status":"paid","at":1764480001000,"note":null},"#,
+    r#"{"status":"fulfilled","at":1764480002000,"note":"label bought"}],"#,
+    r#""created_at":1764480000000,"stock_released":false,"attempt":1,"payment_method":"pm_card_visa","#,
+    r#""refunded":300,"version":3}"#
+);
+
+/// An idempotency record with its answer, and one still in flight, as stored today.
+const STORED_CLAIMS: [&str; 2] = [
+    concat!(
+        r#"{"request_hash":"9f86d081884c7d65","order_id":"0123456789abcdef0123456789abcdef","#,
+        r#""response":{"status":201,"body":"{\"order\":{\"id\":\"0123456789abcdef0123456789abcdef\"}}"},"#,
+        r#""created_at":1764480000000,"claimed_at":1764480000500}"#
+    ),
+    concat!(
+        r#"{"request_hash":"9f86d081884c7d65","order_id":"0123456789abcdef0123456789abcdef","#,
+        r#""response":null,"created_at":1764480000000,"claimed_at":1764480000000}"#
+    ),
+];
+
+#[test]
+fn stored_orders_decode_and_encode_byte_for_byte() {
+    let order: OrderRecord = serde_json::from_str(STORED_ORDER).unwrap();
+    assert_eq!(serde_json::to_string(&order).unwrap(), STORED_ORDER);
+    // PostgreSQL keeps the same document as JSONB: equal as JSON values.
+    let value: serde_json::Value = serde_json::from_str(STORED_ORDER).unwrap();
+    let order: OrderRecord = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&order).unwrap(), value);
+}
+
+#[test]
+fn stored_idempotency_records_decode_and_encode_byte_for_byte() {
+    for stored in STORED_CLAIMS {
+        let record: IdempotencyRecord = serde_json::from_str(stored).unwrap();
+        assert_eq!(serde_json::to_string(&record).unwrap(), stored);
+    }
+}
+
+#[test]
+fn orders_from_before_attempts_refunds_and_versions_still_decode() {
+    let mut old: serde_json::Value = serde_json::from_str(STORED_ORDER).unwrap();
+    let fields = old.as_object_mut().unwrap();
+    for gone in ["attempt", "payment_method", "refunded", "version"] {
+        fields.remove(gone);
+    }
+    let order: OrderRecord = serde_json::from_value(old).unwrap();
+    assert_eq!(
+        (order.attempt, order.payment_method.as_deref(), order.version),
+        (0, None, 0)
+    );
+    assert_eq!(serde_json::to_value(&order).unwrap()["refunded"], 0);
+}
