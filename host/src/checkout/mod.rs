@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-pub use flow::{describe_payment_error, order_id_for, Quote};
+pub use flow::{describe_payment_error, Quote};
 pub use idempotency::{Answer, Placed};
 pub use pricing::{LineRequest, Priced};
 pub use recovery::Settled;
@@ -20,9 +20,10 @@ pub use recovery::Settled;
 use crate::auth::now_ms;
 use crate::catalog::Catalog;
 use crate::config::CheckoutConfig;
+use crate::domain::{AddressError, AddressForm};
 use crate::runtime::{InvokeError, Plugin, Runtime};
 use crate::store::postgres::driving::Driving;
-use crate::store::{Address, OrderStore, ReserveError, Storage, StoreError};
+use crate::store::{IdempotencyStore, OrderStore, ReserveError, Storage, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
@@ -56,6 +57,12 @@ pub enum CheckoutError {
     UnknownRate(String),
     #[error("an earlier attempt of this order is still being processed")]
     InProgress,
+    /// The `Idempotency-Key` was used before with another request body.
+    #[error("this Idempotency-Key was used with a different request body")]
+    KeyReused,
+    /// Another request with this `Idempotency-Key` is still running.
+    #[error("a request with this Idempotency-Key is still being processed; retry later")]
+    KeyInUse,
     #[error("you have {0} checkouts in progress; wait for one to finish")]
     TooManyOfYours(usize),
     #[error("too many checkouts are in progress; retry shortly")]
@@ -121,69 +128,14 @@ impl From<ReserveError> for CheckoutError {
     }
 }
 
-/// A shipping address as the client sends it.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddressInput {
-    pub name: String,
-    pub line1: String,
-    pub line2: Option<String>,
-    pub city: String,
-    pub region: Option<String>,
-    pub postal_code: String,
-    /// ISO 3166-1 alpha-2.
-    pub country: String,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-}
-
-impl AddressInput {
-    pub fn validate(self) -> Result<Address, CheckoutError> {
-        let field = |name: &'static str, v: &str, max: usize| {
-            let t = v.trim();
-            if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
-                Err(CheckoutError::Invalid {
-                    field: "shipping_address",
-                    message: format!("{name} must be 1-{max} characters"),
-                })
-            } else {
-                Ok(t.to_string())
-            }
-        };
-        let optional = |name: &'static str, v: Option<String>, max: usize| match v {
-            Some(v) if !v.trim().is_empty() => field(name, &v, max).map(Some),
-            _ => Ok(None),
-        };
-        let country = self.country.trim().to_ascii_uppercase();
-        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(CheckoutError::Invalid {
-                field: "shipping_address",
-                message: "country must be an ISO 3166-1 alpha-2 code like US or DE".into(),
-            });
+/// A shipping address the client sent that does not parse: a 400 on the
+/// `shipping_address` field, with the address's own words.
+impl From<AddressError> for CheckoutError {
+    fn from(e: AddressError) -> Self {
+        CheckoutError::Invalid {
+            field: "shipping_address",
+            message: e.to_string(),
         }
-        let email = match self.email {
-            Some(e) if !e.trim().is_empty() => Some(
-                crate::domain::Email::parse(&e)
-                    .map_err(|_| CheckoutError::Invalid {
-                        field: "shipping_address",
-                        message: "email is not an email address".into(),
-                    })?
-                    .as_str()
-                    .to_string(),
-            ),
-            _ => None,
-        };
-        Ok(Address {
-            name: field("name", &self.name, 100)?,
-            line1: field("line1", &self.line1, 200)?,
-            line2: optional("line2", self.line2, 200)?,
-            city: field("city", &self.city, 100)?,
-            region: optional("region", self.region.map(|r| r.to_ascii_uppercase()), 50)?,
-            postal_code: field("postal_code", &self.postal_code, 20)?,
-            country,
-            phone: optional("phone", self.phone, 30)?,
-            email,
-        })
     }
 }
 
@@ -192,7 +144,9 @@ impl AddressInput {
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
     pub lines: Vec<LineRequest>,
-    pub shipping_address: AddressInput,
+    /// Parsed where the checkout needs it (see `Checkout::place`), so a bad address is
+    /// answered in the same order of checks, and stored for retries, as always.
+    pub shipping_address: AddressForm,
     /// The payment provider's reference (e.g. a Stripe PaymentMethod id). Not needed
     /// for a quote.
     #[serde(default)]
@@ -223,6 +177,8 @@ pub struct Checkout {
     runtime: Arc<Runtime>,
     catalog: Arc<Catalog>,
     orders: Arc<dyn OrderStore>,
+    /// Claims and answers of `Idempotency-Key`s (see `idempotency.rs`).
+    idempotency: Arc<dyn IdempotencyStore>,
     storage: Storage,
     config: CheckoutConfig,
     payment: Option<Arc<Plugin>>,
@@ -258,6 +214,7 @@ impl Checkout {
             shipping: config.shipping.as_ref().and_then(get),
             rules: config.rules.iter().filter_map(get).collect(),
             orders: storage.orders()?,
+            idempotency: storage.idempotency()?,
             storage: storage.clone(),
             config: config.clone(),
             runtime,
@@ -283,7 +240,7 @@ impl Checkout {
     /// Forgets answered idempotency keys older than `[checkout] idempotency_ttl_hours`.
     pub async fn sweep_idempotency(&self) -> Result<usize, StoreError> {
         let ttl = i64::try_from(self.config.idempotency_ttl.as_millis()).unwrap_or(i64::MAX);
-        self.orders.expire_idempotency(now_ms(), ttl).await
+        self.idempotency.expire(now_ms(), ttl).await
     }
 
     pub fn orders(&self) -> &dyn OrderStore {

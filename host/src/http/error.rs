@@ -515,7 +515,8 @@ fn checkout_parts(e: &CheckoutError) -> (StatusCode, String, String, Option<Stri
             );
         }
         CheckoutError::AmountTooLarge => (StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large"),
-        CheckoutError::InProgress => (StatusCode::CONFLICT, "request_in_progress"),
+        CheckoutError::InProgress | CheckoutError::KeyInUse => (StatusCode::CONFLICT, "request_in_progress"),
+        CheckoutError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_mismatch"),
         CheckoutError::TooManyOfYours(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_checkouts"),
         CheckoutError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "checkout_busy"),
         CheckoutError::OrderNotFound => (StatusCode::NOT_FOUND, "order_not_found"),
