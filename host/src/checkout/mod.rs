@@ -8,8 +8,10 @@ mod idempotency;
 mod pricing;
 mod recovery;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use http::StatusCode;
 use serde::Deserialize;
 
 pub use flow::{describe_payment_error, Quote};
@@ -77,6 +79,58 @@ pub enum CheckoutError {
     Plugin(#[from] InvokeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl CheckoutError {
+    /// The HTTP status and the stable code clients branch on, beside the variants so a
+    /// new one says its own. `http/error.rs` renders every error through this and keeps
+    /// what a client may read: a misbehaving rule's and a provider's own words go to
+    /// the log. `Plugin` and `Store` are answered as those errors are.
+    pub fn status_code(&self) -> (StatusCode, Cow<'static, str>) {
+        let (status, code) = match self {
+            CheckoutError::Disabled => (StatusCode::SERVICE_UNAVAILABLE, "checkout_disabled"),
+            CheckoutError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_checkout"),
+            CheckoutError::UnknownSku(_) => (StatusCode::BAD_REQUEST, "unknown_sku"),
+            CheckoutError::MixedCurrency => (StatusCode::BAD_REQUEST, "mixed_currency"),
+            CheckoutError::UnknownRate(_) => (StatusCode::BAD_REQUEST, "unknown_shipping_rate"),
+            CheckoutError::OutOfStock { .. } => (StatusCode::CONFLICT, "out_of_stock"),
+            // The rule's own code, made safe to branch on.
+            CheckoutError::Rejected { code, .. } => {
+                let code = code
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_lowercase()
+                        } else {
+                            '_'
+                        }
+                    })
+                    .take(64)
+                    .collect();
+                return (StatusCode::UNPROCESSABLE_ENTITY, Cow::Owned(code));
+            }
+            CheckoutError::RuleMisbehaved(_) => (StatusCode::INTERNAL_SERVER_ERROR, "rule_failed"),
+            CheckoutError::Declined(_) | CheckoutError::RequiresAction => {
+                (StatusCode::PAYMENT_REQUIRED, "payment_declined")
+            }
+            CheckoutError::PaymentFailed(_) => (StatusCode::BAD_GATEWAY, "payment_failed"),
+            CheckoutError::ShippingFailed(_) => (StatusCode::BAD_GATEWAY, "shipping_failed"),
+            CheckoutError::AmountTooLarge => (StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large"),
+            CheckoutError::InProgress | CheckoutError::KeyInUse => {
+                (StatusCode::CONFLICT, "request_in_progress")
+            }
+            CheckoutError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_mismatch"),
+            CheckoutError::TooManyOfYours(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_checkouts"),
+            CheckoutError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "checkout_busy"),
+            CheckoutError::OrderNotFound => (StatusCode::NOT_FOUND, "order_not_found"),
+            CheckoutError::NotRefundable(_) => (StatusCode::CONFLICT, "not_refundable"),
+            CheckoutError::NotShipped => (StatusCode::CONFLICT, "not_shipped"),
+            CheckoutError::Plugin(_) | CheckoutError::Store(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        (status, Cow::Borrowed(code))
+    }
 }
 
 /// How a payment or shipping plugin failed. The customer sees `public` when the text is
@@ -257,5 +311,26 @@ impl Checkout {
 
     pub fn config(&self) -> &CheckoutConfig {
         &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_their_status_and_code() {
+        let of = |e: CheckoutError| {
+            let (status, code) = e.status_code();
+            (status.as_u16(), code.into_owned())
+        };
+        assert_eq!(of(CheckoutError::KeyReused), (422, "idempotency_mismatch".into()));
+        assert_eq!(of(CheckoutError::KeyInUse), (409, "request_in_progress".into()));
+        assert_eq!(of(AddressError::Country.into()), (400, "invalid_checkout".into()));
+        let rejected = CheckoutError::Rejected {
+            code: "Limit-Exceeded!".into(),
+            message: "two per customer".into(),
+        };
+        assert_eq!(of(rejected), (422, "limit_exceeded_".into()));
     }
 }
