@@ -17,7 +17,7 @@ pub use rate_limit::{rate_key, Attempt, IpLimiter, LoginAttempts, LoginLimiter};
 pub use tokens::SessionToken;
 
 use crate::config::AuthConfig;
-use crate::domain::{NewPassword, Username};
+use crate::domain::{NewPassword, UserId, Username};
 use crate::runtime::bindings::Identity;
 use crate::store::{AccountStore, Role, SessionRecord, Storage, StoreError, TokenHash, UserRecord};
 
@@ -44,7 +44,7 @@ impl Principal {
     /// What a plugin may know about the caller: never tokens, cookies or hashes.
     pub fn identity(&self) -> Identity {
         Identity {
-            user_id: self.user.id.clone(),
+            user_id: self.user.id.to_string(),
             username: self.user.username.clone(),
             roles: self.user.roles.iter().map(|r| r.as_str().to_string()).collect(),
         }
@@ -125,7 +125,7 @@ impl Auth {
         let password_hash = self.hash(password).await?;
         let now = now_ms();
         let user = UserRecord {
-            id: uuid::Uuid::now_v7().simple().to_string(),
+            id: UserId::generate(),
             username: username.to_string(),
             password_hash,
             roles,
@@ -311,7 +311,7 @@ impl Auth {
         Ok(revoked)
     }
 
-    async fn revoke_all(&self, user_id: &str, keep: Option<&TokenHash>) -> Result<usize, AuthError> {
+    async fn revoke_all(&self, user_id: &UserId, keep: Option<&TokenHash>) -> Result<usize, AuthError> {
         let mut revoked = 0;
         for (hash, _) in self.accounts.user_sessions(user_id).await? {
             if Some(&hash) != keep && self.accounts.delete_session(&hash).await?.is_some() {
@@ -355,7 +355,7 @@ impl Auth {
     }
 
     /// Disables an account and revokes all its sessions.
-    pub async fn disable_user(&self, user_id: &str) -> Result<UserRecord, AuthError> {
+    pub async fn disable_user(&self, user_id: &UserId) -> Result<UserRecord, AuthError> {
         let mut user = self
             .accounts
             .user(user_id)

@@ -2,19 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use super::pricing::{apply_rules, checked_sum, price_lines, Priced, RuleInput};
 use super::{Checkout, CheckoutError, CheckoutRequest, ProviderFailure};
 use crate::auth::{now_ms, Principal};
-use crate::domain::{Currency, Money, RequestId};
+use crate::domain::{Address, Money, OrderId, RequestId};
 use crate::runtime::bindings::http::plinth::plugin::types::Money as WitMoney;
 use crate::runtime::bindings::payment::exports::plinth::plugin::payment_gateway as pay;
 use crate::runtime::bindings::rules::exports::plinth::plugin::checkout_rules as rule;
 use crate::runtime::bindings::shipping::exports::plinth::plugin::shipping_provider as ship;
 use crate::runtime::bindings::GuestError;
 use crate::runtime::{InvokeError, InvokeErrorKind};
-use crate::store::{Address, OrderAdjustment, OrderRecord, OrderStatus, Payment, Shipment};
+use crate::store::{OrderAdjustment, OrderRecord, OrderStatus, Payment, Shipment};
 
 /// A payment plugin's error value as people read it: `unavailable: connection refused`.
 pub fn describe_payment_error(e: &pay::PaymentError) -> String {
@@ -84,21 +82,22 @@ enum Earlier {
 pub struct Quote {
     pub priced: Priced,
     /// Before shipping.
-    pub total: i64,
+    pub total: Money,
     pub rates: Vec<ship::Rate>,
 }
 
 fn ship_address(a: &Address) -> ship::Address {
+    let f = a.to_form();
     ship::Address {
-        name: a.name.clone(),
-        line1: a.line1.clone(),
-        line2: a.line2.clone(),
-        city: a.city.clone(),
-        region: a.region.clone(),
-        postal_code: a.postal_code.clone(),
-        country: a.country.clone(),
-        phone: a.phone.clone(),
-        email: a.email.clone(),
+        name: f.name,
+        line1: f.line1,
+        line2: f.line2,
+        city: f.city,
+        region: f.region,
+        postal_code: f.postal_code,
+        country: f.country,
+        phone: f.phone,
+        email: f.email,
     }
 }
 
@@ -115,12 +114,6 @@ fn unanswered(
         }
         Ok(_) => None,
     }
-}
-
-/// The deterministic order id of an idempotency key: a retry can never make a second
-/// order, and the provider sees the same idempotency key every time.
-pub fn order_id_for(user_id: &str, key: &str) -> String {
-    hex::encode(&Sha256::digest(format!("{user_id}\u{0}{key}").as_bytes())[..16])
 }
 
 impl Checkout {
@@ -152,7 +145,7 @@ impl Checkout {
             }
         }
         let customer = rule::Customer {
-            user_id: p.user.id.clone(),
+            user_id: p.user.id.to_string(),
             username: p.user.username.clone(),
             roles: p.user.roles.iter().map(|r| r.as_str().to_string()).collect(),
             purchased: purchased.into_iter().collect(),
@@ -160,14 +153,14 @@ impl Checkout {
         let input = RuleInput {
             lines: &lines,
             categories,
-            currency: &currency,
+            currency,
             discount_code: req.discount_code.clone().filter(|c| !c.trim().is_empty()),
             destination: address,
             now_secs: now_ms() / 1000,
             customer,
         };
         let adjustments = apply_rules(&self.runtime, &self.rules, input, rid).await?;
-        let subtotal = checked_sum(lines.iter().map(|l| l.total))?;
+        let subtotal = checked_sum(currency, lines.iter().map(|l| l.total))?;
         Ok(Priced {
             lines,
             adjustments,
@@ -192,20 +185,15 @@ impl Checkout {
             width_mm: 200,
             height_mm: 150,
         };
-        let from = ship_address(&Address {
-            name: origin.name.clone(),
-            line1: origin.line1.clone(),
-            line2: origin.line2.clone(),
-            city: origin.city.clone(),
-            region: origin.region.clone(),
-            postal_code: origin.postal_code.clone(),
-            country: origin.country.clone(),
-            phone: origin.phone.clone(),
-            email: origin.email.clone(),
-        });
         let rates = self
             .runtime
-            .shipping_rates(plugin, from, ship_address(address), vec![parcel], rid)
+            .shipping_rates(
+                plugin,
+                ship_address(origin),
+                ship_address(address),
+                vec![parcel],
+                rid,
+            )
             .await
             .map_err(|e| match e.kind {
                 InvokeErrorKind::Guest(_) => CheckoutError::ShippingFailed(shipping_failure(&e)),
@@ -214,7 +202,7 @@ impl Checkout {
             .value;
         Ok(rates
             .into_iter()
-            .filter(|r| r.amount.currency == priced.currency)
+            .filter(|r| r.amount.currency == priced.currency.as_str())
             .collect())
     }
 
@@ -225,20 +213,20 @@ impl Checkout {
         req: CheckoutRequest,
         rid: &RequestId,
     ) -> Result<Quote, CheckoutError> {
-        let address = req.shipping_address.clone().validate()?;
+        let address = Address::parse(req.shipping_address.clone())?;
         let priced = self.price(p, &req, &address, rid).await?;
         let total = priced.total()?;
         let rates = self.rates(&address, &priced, rid).await?;
         Ok(Quote { priced, total, rates })
     }
 
-    /// Places the order `order_id` (see [`order_id_for`]). Only through
+    /// Places the order `order_id` (see [`OrderId::for_key`]). Only through
     /// [`Checkout::place_once`], which marks the order as driven and owns its key.
     pub(super) async fn place(
         &self,
         p: &Principal,
         req: CheckoutRequest,
-        order_id: &str,
+        order_id: &OrderId,
         rid: &RequestId,
     ) -> Result<OrderRecord, CheckoutError> {
         let payment_plugin = self.payment.clone().ok_or(CheckoutError::Disabled)?;
@@ -255,11 +243,11 @@ impl Checkout {
                 field: "payment_method",
                 message: "required (the payment provider's reference)".into(),
             })?;
-        let address = req.shipping_address.clone().validate()?;
+        let address = Address::parse(req.shipping_address.clone())?;
         // One customer's checkouts price and reserve one at a time: rules such as
         // per-customer limits count the units of the customer's other orders, and the
         // reservation below is what the next one counts.
-        let customer = self.customers.lock(&p.user.id).await;
+        let customer = self.customers.lock(p.user.id.as_str()).await;
         let mut priced = self.price(p, &req, &address, rid).await?;
         let rates = self.rates(&address, &priced, rid).await?;
         let rate =
@@ -290,7 +278,7 @@ impl Checkout {
             priced.adjustments.push(OrderAdjustment {
                 kind: "shipping".into(),
                 label: format!("{} {}", r.carrier, r.service),
-                amount: r.amount.amount,
+                amount: priced.money(r.amount.amount),
                 source: self
                     .shipping
                     .as_ref()
@@ -300,38 +288,40 @@ impl Checkout {
             });
         }
         let total = priced.total()?;
-        if total < 0 {
+        if total.amount < 0 {
             return Err(CheckoutError::RuleMisbehaved(
                 "the adjustments make the total negative".into(),
             ));
         }
         let now = now_ms();
+        let shipment = rate.as_ref().map(|r| Shipment {
+            rate_id: r.rate_id.clone(),
+            carrier: r.carrier.clone(),
+            service: r.service.clone(),
+            amount: priced.money(r.amount.amount),
+            shipment_id: None,
+            tracking_number: None,
+            label_url: None,
+        });
+        let refunded = priced.money(0);
         let mut order = OrderRecord {
-            id: order_id.to_string(),
+            id: order_id.clone(),
             user_id: p.user.id.clone(),
             status: OrderStatus::Pending,
-            currency: priced.currency.clone(),
+            currency: priced.currency,
             subtotal: priced.subtotal,
             total,
             lines: priced.lines,
             adjustments: priced.adjustments,
             shipping_address: address,
-            shipment: rate.as_ref().map(|r| Shipment {
-                rate_id: r.rate_id.clone(),
-                carrier: r.carrier.clone(),
-                service: r.service.clone(),
-                amount: r.amount.amount,
-                shipment_id: None,
-                tracking_number: None,
-                label_url: None,
-            }),
+            shipment,
             payment: None,
             history: Vec::new(),
             created_at: now,
             stock_released: false,
             attempt,
             payment_method: Some(payment_method.clone()),
-            refunded: 0,
+            refunded,
             version: 0,
         };
         order.transition(OrderStatus::Pending, now, None);
@@ -345,14 +335,14 @@ impl Checkout {
             .payment_charge(
                 &payment_plugin,
                 pay::ChargeRequest {
-                    order_id: order.id.clone(),
+                    order_id: order.id.to_string(),
                     amount: WitMoney {
-                        amount: total,
-                        currency: order.currency.clone(),
+                        amount: total.amount,
+                        currency: order.currency.to_string(),
                     },
                     payment_method,
                     idempotency_key: order.charge_key(),
-                    customer_email: order.shipping_address.email.clone(),
+                    customer_email: order.shipping_address.email().map(|e| e.as_str().to_string()),
                     description: Some(format!("Order {}", order.id)),
                 },
                 rid,
@@ -523,7 +513,7 @@ impl Checkout {
 
     /// What an earlier request with this order's idempotency key left behind. Only one
     /// request per key runs at a time (the claim), so this cannot race with itself.
-    async fn earlier_attempt(&self, order_id: &str) -> Result<Earlier, CheckoutError> {
+    async fn earlier_attempt(&self, order_id: &OrderId) -> Result<Earlier, CheckoutError> {
         let Some(prev) = self.orders.get(order_id).await? else {
             return Ok(Earlier::None);
         };
@@ -597,11 +587,11 @@ impl Checkout {
     /// lock), the money would be back and the order still sold.
     pub async fn refund(
         self: &std::sync::Arc<Self>,
-        order_id: &str,
+        order_id: &OrderId,
         rid: &RequestId,
     ) -> Result<OrderRecord, CheckoutError> {
         use tracing::Instrument;
-        let (this, id, rid) = (self.clone(), order_id.to_string(), rid.clone());
+        let (this, id, rid) = (self.clone(), order_id.clone(), rid.clone());
         let run = async move { this.refund_now(&id, &rid).await };
         match tokio::spawn(run.instrument(tracing::Span::current())).await {
             Ok(refunded) => refunded,
@@ -611,17 +601,15 @@ impl Checkout {
         }
     }
 
-    async fn refund_now(&self, order_id: &str, rid: &RequestId) -> Result<OrderRecord, CheckoutError> {
-        let _order = self.order_locks.lock(order_id).await;
+    async fn refund_now(&self, order_id: &OrderId, rid: &RequestId) -> Result<OrderRecord, CheckoutError> {
+        let _order = self.order_locks.lock(order_id.as_str()).await;
         let mut order = self
             .orders
             .get(order_id)
             .await?
             .ok_or(CheckoutError::OrderNotFound)?;
         if !order.status.is_sold() {
-            return Err(CheckoutError::NotRefundable(
-                format!("{:?}", order.status).to_lowercase(),
-            ));
+            return Err(CheckoutError::NotRefundable(order.status.as_str().to_string()));
         }
         self.refund_and_close(&mut order, OrderStatus::Refunded, "refunded by an admin", rid)
             .await?;
@@ -682,7 +670,7 @@ impl Checkout {
         let Some(found) = self.orders.by_payment(plugin, provider_id).await? else {
             return Ok(None);
         };
-        let lock = self.order_locks.lock(&found.id).await;
+        let lock = self.order_locks.lock(found.id.as_str()).await;
         Ok(self
             .orders
             .by_payment(plugin, provider_id)
@@ -697,43 +685,33 @@ impl Checkout {
         let Some((_order, mut order)) = self.locked_by_payment(plugin, &refund.provider_id).await? else {
             return Ok(false);
         };
-        let so_far = refund.refunded_total.amount;
-        if !order.status.is_sold() || so_far <= order.refunded {
+        let so_far = order.money(refund.refunded_total.amount);
+        if !order.status.is_sold() || so_far.amount <= order.refunded.amount {
             return Ok(false);
         }
         if !refund
             .refunded_total
             .currency
-            .eq_ignore_ascii_case(&order.currency)
+            .eq_ignore_ascii_case(order.currency.as_str())
         {
             tracing::warn!(plugin, order_id = %order.id, currency = %refund.refunded_total.currency,
                 "refund event in another currency than the order's; ignored");
             return Ok(false);
         }
-        let amount = |minor: i64| match Currency::parse(&order.currency) {
-            Ok(currency) => Money {
-                amount: minor,
-                currency,
-            }
-            .to_string(),
-            Err(_) => format!("{minor} {}", order.currency),
-        };
         order.refunded = so_far;
-        let full = so_far >= order.total;
+        let full = so_far.amount >= order.total.amount;
         if full {
             order.transition(
                 OrderStatus::Refunded,
                 now_ms(),
                 Some(format!(
-                    "refunded at the payment provider ({}); stock restored",
-                    amount(so_far)
+                    "refunded at the payment provider ({so_far}); stock restored"
                 )),
             );
         } else {
             let note = format!(
-                "partially refunded at the payment provider: {} of {}",
-                amount(so_far),
-                amount(order.total)
+                "partially refunded at the payment provider: {so_far} of {}",
+                order.total
             );
             order.transition(order.status, now_ms(), Some(note));
         }

@@ -8,11 +8,13 @@ mod idempotency;
 mod pricing;
 mod recovery;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use http::StatusCode;
 use serde::Deserialize;
 
-pub use flow::{describe_payment_error, order_id_for, Quote};
+pub use flow::{describe_payment_error, Quote};
 pub use idempotency::{Answer, Placed};
 pub use pricing::{LineRequest, Priced};
 pub use recovery::Settled;
@@ -20,9 +22,10 @@ pub use recovery::Settled;
 use crate::auth::now_ms;
 use crate::catalog::Catalog;
 use crate::config::CheckoutConfig;
+use crate::domain::{AddressError, AddressForm};
 use crate::runtime::{InvokeError, Plugin, Runtime};
 use crate::store::postgres::driving::Driving;
-use crate::store::{Address, OrderStore, ReserveError, Storage, StoreError};
+use crate::store::{IdempotencyStore, OrderStore, ReserveError, Storage, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
@@ -56,6 +59,12 @@ pub enum CheckoutError {
     UnknownRate(String),
     #[error("an earlier attempt of this order is still being processed")]
     InProgress,
+    /// The `Idempotency-Key` was used before with another request body.
+    #[error("this Idempotency-Key was used with a different request body")]
+    KeyReused,
+    /// Another request with this `Idempotency-Key` is still running.
+    #[error("a request with this Idempotency-Key is still being processed; retry later")]
+    KeyInUse,
     #[error("you have {0} checkouts in progress; wait for one to finish")]
     TooManyOfYours(usize),
     #[error("too many checkouts are in progress; retry shortly")]
@@ -70,6 +79,58 @@ pub enum CheckoutError {
     Plugin(#[from] InvokeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl CheckoutError {
+    /// The HTTP status and the stable code clients branch on, beside the variants so a
+    /// new one says its own. `http/error.rs` renders every error through this and keeps
+    /// what a client may read: a misbehaving rule's and a provider's own words go to
+    /// the log. `Plugin` and `Store` are answered as those errors are.
+    pub fn status_code(&self) -> (StatusCode, Cow<'static, str>) {
+        let (status, code) = match self {
+            CheckoutError::Disabled => (StatusCode::SERVICE_UNAVAILABLE, "checkout_disabled"),
+            CheckoutError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_checkout"),
+            CheckoutError::UnknownSku(_) => (StatusCode::BAD_REQUEST, "unknown_sku"),
+            CheckoutError::MixedCurrency => (StatusCode::BAD_REQUEST, "mixed_currency"),
+            CheckoutError::UnknownRate(_) => (StatusCode::BAD_REQUEST, "unknown_shipping_rate"),
+            CheckoutError::OutOfStock { .. } => (StatusCode::CONFLICT, "out_of_stock"),
+            // The rule's own code, made safe to branch on.
+            CheckoutError::Rejected { code, .. } => {
+                let code = code
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_lowercase()
+                        } else {
+                            '_'
+                        }
+                    })
+                    .take(64)
+                    .collect();
+                return (StatusCode::UNPROCESSABLE_ENTITY, Cow::Owned(code));
+            }
+            CheckoutError::RuleMisbehaved(_) => (StatusCode::INTERNAL_SERVER_ERROR, "rule_failed"),
+            CheckoutError::Declined(_) | CheckoutError::RequiresAction => {
+                (StatusCode::PAYMENT_REQUIRED, "payment_declined")
+            }
+            CheckoutError::PaymentFailed(_) => (StatusCode::BAD_GATEWAY, "payment_failed"),
+            CheckoutError::ShippingFailed(_) => (StatusCode::BAD_GATEWAY, "shipping_failed"),
+            CheckoutError::AmountTooLarge => (StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large"),
+            CheckoutError::InProgress | CheckoutError::KeyInUse => {
+                (StatusCode::CONFLICT, "request_in_progress")
+            }
+            CheckoutError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_mismatch"),
+            CheckoutError::TooManyOfYours(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_checkouts"),
+            CheckoutError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "checkout_busy"),
+            CheckoutError::OrderNotFound => (StatusCode::NOT_FOUND, "order_not_found"),
+            CheckoutError::NotRefundable(_) => (StatusCode::CONFLICT, "not_refundable"),
+            CheckoutError::NotShipped => (StatusCode::CONFLICT, "not_shipped"),
+            CheckoutError::Plugin(_) | CheckoutError::Store(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        (status, Cow::Borrowed(code))
+    }
 }
 
 /// How a payment or shipping plugin failed. The customer sees `public` when the text is
@@ -121,69 +182,14 @@ impl From<ReserveError> for CheckoutError {
     }
 }
 
-/// A shipping address as the client sends it.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddressInput {
-    pub name: String,
-    pub line1: String,
-    pub line2: Option<String>,
-    pub city: String,
-    pub region: Option<String>,
-    pub postal_code: String,
-    /// ISO 3166-1 alpha-2.
-    pub country: String,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-}
-
-impl AddressInput {
-    pub fn validate(self) -> Result<Address, CheckoutError> {
-        let field = |name: &'static str, v: &str, max: usize| {
-            let t = v.trim();
-            if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
-                Err(CheckoutError::Invalid {
-                    field: "shipping_address",
-                    message: format!("{name} must be 1-{max} characters"),
-                })
-            } else {
-                Ok(t.to_string())
-            }
-        };
-        let optional = |name: &'static str, v: Option<String>, max: usize| match v {
-            Some(v) if !v.trim().is_empty() => field(name, &v, max).map(Some),
-            _ => Ok(None),
-        };
-        let country = self.country.trim().to_ascii_uppercase();
-        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(CheckoutError::Invalid {
-                field: "shipping_address",
-                message: "country must be an ISO 3166-1 alpha-2 code like US or DE".into(),
-            });
+/// A shipping address the client sent that does not parse: a 400 on the
+/// `shipping_address` field, with the address's own words.
+impl From<AddressError> for CheckoutError {
+    fn from(e: AddressError) -> Self {
+        CheckoutError::Invalid {
+            field: "shipping_address",
+            message: e.to_string(),
         }
-        let email = match self.email {
-            Some(e) if !e.trim().is_empty() => Some(
-                crate::domain::Email::parse(&e)
-                    .map_err(|_| CheckoutError::Invalid {
-                        field: "shipping_address",
-                        message: "email is not an email address".into(),
-                    })?
-                    .as_str()
-                    .to_string(),
-            ),
-            _ => None,
-        };
-        Ok(Address {
-            name: field("name", &self.name, 100)?,
-            line1: field("line1", &self.line1, 200)?,
-            line2: optional("line2", self.line2, 200)?,
-            city: field("city", &self.city, 100)?,
-            region: optional("region", self.region.map(|r| r.to_ascii_uppercase()), 50)?,
-            postal_code: field("postal_code", &self.postal_code, 20)?,
-            country,
-            phone: optional("phone", self.phone, 30)?,
-            email,
-        })
     }
 }
 
@@ -192,7 +198,9 @@ impl AddressInput {
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
     pub lines: Vec<LineRequest>,
-    pub shipping_address: AddressInput,
+    /// Parsed where the checkout needs it (see `Checkout::place`), so a bad address is
+    /// answered in the same order of checks, and stored for retries, as always.
+    pub shipping_address: AddressForm,
     /// The payment provider's reference (e.g. a Stripe PaymentMethod id). Not needed
     /// for a quote.
     #[serde(default)]
@@ -223,6 +231,8 @@ pub struct Checkout {
     runtime: Arc<Runtime>,
     catalog: Arc<Catalog>,
     orders: Arc<dyn OrderStore>,
+    /// Claims and answers of `Idempotency-Key`s (see `idempotency.rs`).
+    idempotency: Arc<dyn IdempotencyStore>,
     storage: Storage,
     config: CheckoutConfig,
     payment: Option<Arc<Plugin>>,
@@ -258,6 +268,7 @@ impl Checkout {
             shipping: config.shipping.as_ref().and_then(get),
             rules: config.rules.iter().filter_map(get).collect(),
             orders: storage.orders()?,
+            idempotency: storage.idempotency()?,
             storage: storage.clone(),
             config: config.clone(),
             runtime,
@@ -283,7 +294,7 @@ impl Checkout {
     /// Forgets answered idempotency keys older than `[checkout] idempotency_ttl_hours`.
     pub async fn sweep_idempotency(&self) -> Result<usize, StoreError> {
         let ttl = i64::try_from(self.config.idempotency_ttl.as_millis()).unwrap_or(i64::MAX);
-        self.orders.expire_idempotency(now_ms(), ttl).await
+        self.idempotency.expire(now_ms(), ttl).await
     }
 
     pub fn orders(&self) -> &dyn OrderStore {
@@ -300,5 +311,26 @@ impl Checkout {
 
     pub fn config(&self) -> &CheckoutConfig {
         &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_their_status_and_code() {
+        let of = |e: CheckoutError| {
+            let (status, code) = e.status_code();
+            (status.as_u16(), code.into_owned())
+        };
+        assert_eq!(of(CheckoutError::KeyReused), (422, "idempotency_mismatch".into()));
+        assert_eq!(of(CheckoutError::KeyInUse), (409, "request_in_progress".into()));
+        assert_eq!(of(AddressError::Country.into()), (400, "invalid_checkout".into()));
+        let rejected = CheckoutError::Rejected {
+            code: "Limit-Exceeded!".into(),
+            message: "two per customer".into(),
+        };
+        assert_eq!(of(rejected), (422, "limit_exceeded_".into()));
     }
 }

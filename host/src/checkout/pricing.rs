@@ -7,11 +7,11 @@ use serde::Deserialize;
 
 use super::CheckoutError;
 use crate::catalog::Catalog;
-use crate::domain::{RequestId, Sku};
+use crate::domain::{Address, Currency, Money, RequestId, Sku};
 use crate::runtime::bindings::http::plinth::plugin::types::Money as WitMoney;
 use crate::runtime::bindings::rules::exports::plinth::plugin::checkout_rules as rule;
 use crate::runtime::{Plugin, Runtime};
-use crate::store::{Address, OrderAdjustment, OrderLine};
+use crate::store::{OrderAdjustment, OrderLine};
 
 /// Most lines and units per order.
 const MAX_LINES: usize = 100;
@@ -24,27 +24,44 @@ pub struct LineRequest {
     pub quantity: u32,
 }
 
-/// A priced cart: lines at catalog prices plus the rules' adjustments.
+/// A priced cart: lines at catalog prices plus the rules' adjustments, every amount in
+/// `currency`.
 pub struct Priced {
     pub lines: Vec<OrderLine>,
     pub adjustments: Vec<OrderAdjustment>,
-    pub currency: String,
-    pub subtotal: i64,
+    pub currency: Currency,
+    pub subtotal: Money,
 }
 
 impl Priced {
+    /// `minor` units of the cart's currency.
+    pub fn money(&self, minor: i64) -> Money {
+        Money {
+            amount: minor,
+            currency: self.currency,
+        }
+    }
+
     /// Subtotal plus every adjustment; `AmountTooLarge` rather than a wrapped sum.
-    pub fn total(&self) -> Result<i64, CheckoutError> {
-        checked_sum(std::iter::once(self.subtotal).chain(self.adjustments.iter().map(|a| a.amount)))
+    pub fn total(&self) -> Result<Money, CheckoutError> {
+        let adjustments = self.adjustments.iter().map(|a| a.amount);
+        checked_sum(self.currency, std::iter::once(self.subtotal).chain(adjustments))
     }
 }
 
-/// A sum of amounts of money that fails instead of wrapping (release builds wrap).
-pub fn checked_sum(amounts: impl IntoIterator<Item = i64>) -> Result<i64, CheckoutError> {
-    amounts
+/// A sum of amounts in `currency` that fails instead of wrapping (release builds wrap).
+/// Every amount of a cart is in its currency: pricing refuses mixed currencies, and
+/// rules and rates in another one.
+pub fn checked_sum(
+    currency: Currency,
+    amounts: impl IntoIterator<Item = Money>,
+) -> Result<Money, CheckoutError> {
+    let amount = amounts
         .into_iter()
-        .try_fold(0i64, i64::checked_add)
-        .ok_or(CheckoutError::AmountTooLarge)
+        .inspect(|m| debug_assert_eq!(m.currency, currency, "an amount in another currency"))
+        .try_fold(0i64, |sum, m| sum.checked_add(m.amount))
+        .ok_or(CheckoutError::AmountTooLarge)?;
+    Ok(Money { amount, currency })
 }
 
 fn invalid(field: &'static str, message: impl ToString) -> CheckoutError {
@@ -58,7 +75,7 @@ fn invalid(field: &'static str, message: impl ToString) -> CheckoutError {
 pub async fn price_lines(
     catalog: &Catalog,
     lines: &[LineRequest],
-) -> Result<(Vec<OrderLine>, String), CheckoutError> {
+) -> Result<(Vec<OrderLine>, Currency), CheckoutError> {
     if lines.is_empty() || lines.len() > MAX_LINES {
         return Err(invalid("lines", format!("1-{MAX_LINES} lines")));
     }
@@ -76,39 +93,43 @@ pub async fn price_lines(
         *q = q.saturating_add(l.quantity).min(MAX_QUANTITY);
     }
     let mut out = Vec::with_capacity(order.len());
-    let mut currency: Option<String> = None;
+    let mut currency: Option<Currency> = None;
     for sku in order {
         let quantity = merged[&sku];
         let (product, _) = catalog
             .get(&sku)
             .await
             .map_err(|_| CheckoutError::UnknownSku(sku.clone()))?;
-        let cur = product.price.currency.to_string();
-        match &currency {
-            None => currency = Some(cur),
-            Some(c) if *c != cur => return Err(CheckoutError::MixedCurrency),
+        let price = product.price;
+        match currency {
+            None => currency = Some(price.currency),
+            Some(c) if c != price.currency => return Err(CheckoutError::MixedCurrency),
             Some(_) => {}
         }
         out.push(OrderLine {
-            total: product
-                .price
-                .amount
-                .checked_mul(i64::from(quantity))
-                .ok_or(CheckoutError::AmountTooLarge)?,
+            total: Money {
+                amount: price
+                    .amount
+                    .checked_mul(i64::from(quantity))
+                    .ok_or(CheckoutError::AmountTooLarge)?,
+                currency: price.currency,
+            },
             sku,
             name: product.name,
             quantity,
             unit_price: product.price,
         });
     }
-    Ok((out, currency.unwrap_or_default()))
+    // At least one line was priced (an empty cart is refused above).
+    let currency = currency.ok_or_else(|| invalid("lines", format!("1-{MAX_LINES} lines")))?;
+    Ok((out, currency))
 }
 
 /// Everything a rule sees.
 pub struct RuleInput<'a> {
     pub lines: &'a [OrderLine],
     pub categories: Vec<String>,
-    pub currency: &'a str,
+    pub currency: Currency,
     pub discount_code: Option<String>,
     pub destination: &'a Address,
     pub now_secs: i64,
@@ -141,9 +162,9 @@ pub async fn apply_rules(
         currency: input.currency.to_string(),
         discount_code: input.discount_code,
         destination: rule::Destination {
-            country: input.destination.country.clone(),
-            region: input.destination.region.clone(),
-            postal_code: input.destination.postal_code.clone(),
+            country: input.destination.country().to_string(),
+            region: input.destination.region().map(str::to_string),
+            postal_code: input.destination.postal_code().to_string(),
         },
         now: input.now_secs,
     };
@@ -164,7 +185,7 @@ pub async fn apply_rules(
             message: r.message,
         })?;
         for a in adjustments {
-            if a.amount.currency != input.currency {
+            if a.amount.currency != input.currency.as_str() {
                 return Err(CheckoutError::RuleMisbehaved(format!(
                     "{} returned an adjustment in {}, the cart is in {}",
                     plugin.name(),
@@ -186,7 +207,10 @@ pub async fn apply_rules(
                 }
                 .to_string(),
                 label: a.label.chars().take(200).collect(),
-                amount: a.amount.amount,
+                amount: Money {
+                    amount: a.amount.amount,
+                    currency: input.currency,
+                },
                 source: plugin.name().to_string(),
                 line: a.line,
             });
@@ -200,11 +224,18 @@ pub async fn apply_rules(
 mod tests {
     use super::*;
 
+    fn usd(amount: i64) -> Money {
+        Money {
+            amount,
+            currency: Currency::parse("USD").unwrap(),
+        }
+    }
+
     fn adjustment(amount: i64) -> OrderAdjustment {
         OrderAdjustment {
             kind: "fee".into(),
             label: "x".into(),
-            amount,
+            amount: usd(amount),
             source: "rule".into(),
             line: None,
         }
@@ -215,10 +246,10 @@ mod tests {
         let priced = |subtotal, adjustments: Vec<i64>| Priced {
             lines: Vec::new(),
             adjustments: adjustments.into_iter().map(adjustment).collect(),
-            currency: "USD".into(),
-            subtotal,
+            currency: usd(0).currency,
+            subtotal: usd(subtotal),
         };
-        assert_eq!(priced(1000, vec![-100, 50]).total().unwrap(), 950);
+        assert_eq!(priced(1000, vec![-100, 50]).total().unwrap(), usd(950));
         assert!(matches!(
             priced(i64::MAX, vec![1]).total(),
             Err(CheckoutError::AmountTooLarge)
@@ -231,7 +262,7 @@ mod tests {
         // every partial sum must fit.
         assert!(priced(i64::MAX, vec![i64::MAX, i64::MIN]).total().is_err());
         assert!(matches!(
-            checked_sum([i64::MAX / 2 + 1, i64::MAX / 2 + 1]),
+            checked_sum(usd(0).currency, [usd(i64::MAX / 2 + 1), usd(i64::MAX / 2 + 1)]),
             Err(CheckoutError::AmountTooLarge)
         ));
     }

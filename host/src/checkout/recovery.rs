@@ -28,7 +28,7 @@ use super::flow::LabelFailure;
 use super::guards::Lease;
 use super::{Checkout, CheckoutError, ProviderFailure};
 use crate::auth::now_ms;
-use crate::domain::RequestId;
+use crate::domain::{OrderId, RequestId};
 use crate::runtime::bindings::http::plinth::plugin::types::Money as WitMoney;
 use crate::runtime::bindings::payment::exports::plinth::plugin::payment_gateway as pay;
 use crate::store::{OrderRecord, OrderStatus, Payment, StoreError};
@@ -61,7 +61,7 @@ impl Checkout {
     /// At startup, before serving: idempotency claims whose requests died with the last
     /// process may be retried.
     pub(super) async fn release_claims(&self) -> Result<(), StoreError> {
-        let released = self.orders.release_unfinished_claims().await?;
+        let released = self.idempotency.release_unfinished().await?;
         if released > 0 {
             tracing::info!(
                 released,
@@ -74,13 +74,13 @@ impl Checkout {
     /// The orders a previous run left unfinished: pending, or paid with a label still to
     /// buy. Only meaningful before serving: once checkouts run, theirs are unfinished too.
     /// With replicas, only the ones no live replica drives.
-    pub async fn interrupted_orders(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn interrupted_orders(&self) -> Result<Vec<OrderId>, StoreError> {
         let elsewhere = match &self.driving {
             Some(d) => d.driven_elsewhere().await?,
             None => Default::default(),
         };
         self.orders
-            .unsettled_where(i64::MAX, usize::MAX, &|id| !elsewhere.contains(id))
+            .unsettled_where(i64::MAX, usize::MAX, &|id| !elsewhere.contains(id.as_str()))
             .await
     }
 
@@ -132,6 +132,7 @@ impl Checkout {
         let ids = match self
             .orders
             .unsettled_where(now_ms().saturating_sub(stale), MAX_PER_PASS, &|id| {
+                let id = id.as_str();
                 !self.in_flight.contains(id) && !elsewhere.contains(id) && self.backoff.due(id, now)
             })
             .await
@@ -154,7 +155,7 @@ impl Checkout {
 
     /// Settles interrupted orders, one after the other, until `budget` runs out. Returns
     /// the ones still to settle.
-    pub async fn reconcile(&self, ids: Vec<String>, budget: Duration) -> Vec<String> {
+    pub async fn reconcile(&self, ids: Vec<OrderId>, budget: Duration) -> Vec<OrderId> {
         let until = tokio::time::Instant::now() + budget;
         let mut left = Vec::new();
         for id in ids {
@@ -164,15 +165,15 @@ impl Checkout {
             }
             match self.reconcile_one(&id).await {
                 Ok(Settled::Later) => {
-                    self.backoff.failed(&id, std::time::Instant::now());
+                    self.backoff.failed(id.as_str(), std::time::Instant::now());
                     left.push(id);
                 }
                 Ok(settled) => {
-                    self.backoff.settled(&id);
+                    self.backoff.settled(id.as_str());
                     tracing::info!(order_id = %id, ?settled, "interrupted order settled");
                 }
                 Err(e) => {
-                    self.backoff.failed(&id, std::time::Instant::now());
+                    self.backoff.failed(id.as_str(), std::time::Instant::now());
                     tracing::warn!(order_id = %id, error = %e, "interrupted order not settled yet");
                     left.push(id);
                 }
@@ -182,15 +183,15 @@ impl Checkout {
     }
 
     /// Settles one order a crash interrupted; see the module docs.
-    pub async fn reconcile_one(&self, id: &str) -> Result<Settled, CheckoutError> {
+    pub async fn reconcile_one(&self, id: &OrderId) -> Result<Settled, CheckoutError> {
         // Driven by this task while it settles: shutdown waits for it, and its claim is
         // not taken over meanwhile.
-        let _driving = self.in_flight.enter(id);
-        let Some(_lease) = Lease::take(&self.driving, id).await? else {
+        let _driving = self.in_flight.enter(id.as_str());
+        let Some(_lease) = Lease::take(&self.driving, id.as_str()).await? else {
             // Another replica took it up meanwhile.
             return Ok(Settled::Later);
         };
-        let _order = self.order_locks.lock(id).await;
+        let _order = self.order_locks.lock(id.as_str()).await;
         let Some(mut order) = self.orders.get(id).await? else {
             return Ok(Settled::NotCharged);
         };
@@ -251,11 +252,11 @@ impl Checkout {
             return Ok(None);
         };
         let lookup = pay::ChargeLookup {
-            order_id: order.id.clone(),
+            order_id: order.id.to_string(),
             idempotency_key: order.charge_key(),
             amount: WitMoney {
-                amount: order.total,
-                currency: order.currency.clone(),
+                amount: order.total.amount,
+                currency: order.currency.to_string(),
             },
             payment_method,
             not_before: order.created_at / 1000 - LOOKUP_SLACK_SECS,

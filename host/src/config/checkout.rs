@@ -4,26 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::PluginName;
-
-/// A postal address in config (the warehouse the shop ships from).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigAddress {
-    pub name: String,
-    pub line1: String,
-    #[serde(default)]
-    pub line2: Option<String>,
-    pub city: String,
-    #[serde(default)]
-    pub region: Option<String>,
-    pub postal_code: String,
-    pub country: String,
-    #[serde(default)]
-    pub phone: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-}
+use crate::domain::{Address, AddressForm, PluginName};
 
 /// Validated `[checkout]`.
 #[derive(Clone, Debug)]
@@ -35,7 +16,7 @@ pub struct CheckoutConfig {
     /// rules-plugins, applied in this order.
     pub rules: Vec<PluginName>,
     /// Where parcels ship from.
-    pub origin: Option<ConfigAddress>,
+    pub origin: Option<Address>,
     /// Parcel weight per item, for rates.
     pub grams_per_item: u32,
     /// How long idempotency keys (and their responses) are kept.
@@ -58,7 +39,8 @@ pub struct RawCheckout {
     pub payment: Option<PluginName>,
     pub shipping: Option<PluginName>,
     pub rules: Vec<PluginName>,
-    pub origin: Option<ConfigAddress>,
+    /// Parsed in `resolve_checkout`, so a bad address names its field.
+    pub origin: Option<AddressForm>,
     pub grams_per_item: u32,
     pub idempotency_ttl_hours: u64,
     pub reconcile_every_secs: u64,

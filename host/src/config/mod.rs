@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{AllowedHost, HostPattern, PluginName, World};
+use crate::domain::{Address, AllowedHost, HostPattern, PluginName, World};
 pub use auth::{Argon2Params, AuthConfig, RateLimits, RouteAuth};
-pub use checkout::{CheckoutConfig, ConfigAddress};
+pub use checkout::CheckoutConfig;
 pub use connections::ConnectionLimits;
 pub use expand::{expand, ExpandError};
 pub use limits::{Limits, RawLimits};
@@ -579,11 +579,15 @@ fn resolve_checkout(
     for r in &raw.rules {
         need("rules", r, World::Rules)?;
     }
+    let origin =
+        raw.origin.map(Address::parse).transpose().map_err(|e| {
+            ConfigError::invalid("[checkout]", &format!("origin.{}", e.field()), e.to_string())
+        })?;
     Ok(CheckoutConfig {
         payment: raw.payment,
         shipping: raw.shipping,
         rules: raw.rules,
-        origin: raw.origin,
+        origin,
         grams_per_item: in_range(
             "[checkout]",
             "grams_per_item",

@@ -1,3 +1,5 @@
+//! `plinth.toml` parsing: good files resolve, bad ones name the section and field.
+
 use super::*;
 
 fn base() -> (tempdir::Dir, PathBuf) {
@@ -427,4 +429,38 @@ fn the_reconciler_settings_have_safe_defaults_and_are_checked() {
         let e = error_of(&with(bad));
         assert!(e.contains("[checkout]") && e.contains(field), "{e}");
     }
+}
+
+#[test]
+fn the_origin_is_an_address_parsed_at_load() {
+    let (_d, base) = base();
+    let with = |origin: &str| format!("{GOOD}\n[checkout]\norigin = {{ {origin} }}\n");
+    let good = r#"name = " Warehouse ", line1 = "1 Dock Road", city = "Oakland", region = "ca", postal_code = "94607", country = "us""#;
+    let c = parse(&with(good), &base).unwrap();
+    let origin = c.checkout.origin.unwrap();
+    assert_eq!(
+        (origin.name(), origin.region(), origin.country()),
+        ("Warehouse", Some("CA"), "US")
+    );
+    for (bad, field, why) in [
+        (good.replace("\"us\"", "\"USA\""), "origin.country", "ISO 3166-1"),
+        (
+            good.replace("\" Warehouse \"", "\"\""),
+            "origin.name",
+            "1-100 characters",
+        ),
+        (
+            format!("{good}, email = \"nope\""),
+            "origin.email",
+            "not an email",
+        ),
+    ] {
+        let e = error_of(&with(&bad));
+        assert!(
+            e.contains("[checkout]") && e.contains(field) && e.contains(why),
+            "{e}"
+        );
+    }
+    let e = error_of(&with(&format!("{good}, zip = \"94607\"")));
+    assert!(e.contains("zip"), "unknown fields are refused: {e}");
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 pub use list::{ListQuery, Page, SortOrder};
 
 use crate::auth::now_ms;
-use crate::domain::{Email, Phone, Tag};
+use crate::domain::{Email, Phone, Tag, UserId};
 use crate::store::{ContactRecord, ContactStore, Storage, StoreError};
 
 /// Most contacts one user may keep.
@@ -110,7 +110,8 @@ impl Contacts {
         })
     }
 
-    pub async fn create(&self, owner_id: &str, new: NewContact) -> Result<ContactRecord, ContactError> {
+    pub async fn create(&self, owner: &UserId, new: NewContact) -> Result<ContactRecord, ContactError> {
+        let owner_id = owner.as_str();
         let now = now_ms();
         let contact = ContactRecord {
             id: uuid::Uuid::now_v7().simple().to_string(),
@@ -131,19 +132,22 @@ impl Contacts {
         Ok(contact)
     }
 
-    pub async fn get(&self, owner_id: &str, id: &str) -> Result<ContactRecord, ContactError> {
-        self.store.get(owner_id, id).await?.ok_or(ContactError::NotFound)
+    pub async fn get(&self, owner: &UserId, id: &str) -> Result<ContactRecord, ContactError> {
+        self.store
+            .get(owner.as_str(), id)
+            .await?
+            .ok_or(ContactError::NotFound)
     }
 
     /// JSON merge patch (RFC 7396): absent fields stay, `null` clears an optional
     /// field, anything else replaces it. Unknown fields are refused.
     pub async fn patch(
         &self,
-        owner_id: &str,
+        owner: &UserId,
         id: &str,
         patch: serde_json::Map<String, serde_json::Value>,
     ) -> Result<ContactRecord, ContactError> {
-        let mut c = self.get(owner_id, id).await?;
+        let mut c = self.get(owner, id).await?;
         for (field, value) in &patch {
             let text = || -> Result<Option<&str>, ContactError> {
                 match value {
@@ -180,16 +184,16 @@ impl Contacts {
         Ok(c)
     }
 
-    pub async fn delete(&self, owner_id: &str, id: &str) -> Result<(), ContactError> {
-        if !self.store.delete(owner_id, id).await? {
+    pub async fn delete(&self, owner: &UserId, id: &str) -> Result<(), ContactError> {
+        if !self.store.delete(owner.as_str(), id).await? {
             return Err(ContactError::NotFound);
         }
         self.storage.flush().await?;
         Ok(())
     }
 
-    pub async fn list(&self, owner_id: &str, query: &ListQuery) -> Result<Page, ContactError> {
-        let all = self.store.list(owner_id).await?;
+    pub async fn list(&self, owner: &UserId, query: &ListQuery) -> Result<Page, ContactError> {
+        let all = self.store.list(owner.as_str()).await?;
         list::page(all, query).map_err(|m| invalid("cursor", m))
     }
 }

@@ -11,6 +11,8 @@ use super::error::{ApiError, ErrorBody};
 use super::json::ApiQuery;
 use super::session_auth::AdminUser;
 use super::AppState;
+use crate::auth::AuthError;
+use crate::domain::UserId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,7 +53,7 @@ pub async fn list_users(
         });
     }
     let mut users = state.auth.list_users(page.cursor.as_deref(), limit + 1).await?;
-    let next_cursor = (users.len() > limit).then(|| users[limit - 1].id.clone());
+    let next_cursor = (users.len() > limit).then(|| users[limit - 1].id.to_string());
     users.truncate(limit);
     Ok(Json(UsersBody {
         users: users.iter().map(UserView::from).collect(),
@@ -74,6 +76,8 @@ pub async fn disable_user(
     AdminUser(_admin): AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<DisabledBody>, ApiError> {
+    // An id that cannot be a user's is no user's.
+    let id = UserId::parse(&id).map_err(|_| AuthError::UserNotFound)?;
     let user = state.auth.disable_user(&id).await?;
     Ok(Json(DisabledBody { user: (&user).into() }))
 }

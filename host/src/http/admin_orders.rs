@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 
 use super::error::{ApiError, ErrorBody};
 use super::json::{check_limit, decode_cursor, ApiQuery};
-use super::orders::OrdersBody;
+use super::orders::{order_id, OrdersBody};
 use super::orders_view::{OrderBody, OrderView};
 use super::session_auth::AdminUser;
 use super::AppState;
@@ -71,7 +71,7 @@ pub async fn read(
     let order = state
         .checkout
         .orders()
-        .get(&id)
+        .get(&order_id(&id)?)
         .await?
         .ok_or(CheckoutError::OrderNotFound)?;
     Ok(Json(OrderBody { order: order.into() }))

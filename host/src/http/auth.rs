@@ -37,17 +37,33 @@ pub fn rfc3339(ms: i64) -> String {
 pub struct UserView {
     id: String,
     username: String,
-    roles: Vec<Role>,
+    roles: Vec<RoleView>,
     disabled: bool,
     created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleView {
+    Admin,
+    User,
+}
+
+impl From<Role> for RoleView {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Admin => Self::Admin,
+            Role::User => Self::User,
+        }
+    }
 }
 
 impl From<&UserRecord> for UserView {
     fn from(u: &UserRecord) -> Self {
         Self {
-            id: u.id.clone(),
+            id: u.id.to_string(),
             username: u.username.clone(),
-            roles: u.roles.clone(),
+            roles: u.roles.iter().copied().map(RoleView::from).collect(),
             disabled: u.disabled,
             created_at: rfc3339(u.created_at),
         }

@@ -2,11 +2,12 @@
 //! client does) and `POST /checkout/quote`.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ErrorBody};
@@ -16,7 +17,7 @@ use super::request_context::with_request_id;
 use super::session_auth::CurrentUser;
 use super::AppState;
 use crate::checkout::{Answer, CheckoutError, CheckoutRequest, Placed};
-use crate::domain::RequestId;
+use crate::domain::{IdempotencyKey, RequestId};
 use crate::store::{OrderRecord, StoredResponse};
 
 pub fn router() -> Router<AppState> {
@@ -40,20 +41,63 @@ pub async fn quote(
     Ok(Json(state.checkout.quote(&p, req, &rid).await?.into()))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
-    let bad = |message: &str| ApiError::BadRequest {
-        code: "invalid_idempotency_key",
-        message: message.to_string(),
-    };
-    let raw = headers
-        .get("idempotency-key")
-        .ok_or_else(|| bad("the Idempotency-Key header is required"))?
-        .to_str()
-        .map_err(|_| bad("Idempotency-Key must be visible ASCII"))?;
-    if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad("Idempotency-Key must be 1-255 visible ASCII characters"));
+/// A body sent under an `Idempotency-Key`: the key, the hash that tells a retry (same
+/// body) from a misuse of the key, and the parsed body. Checked in the order clients
+/// have always seen: size, key, content type, JSON, shape.
+pub struct Keyed<T> {
+    key: IdempotencyKey,
+    request_hash: String,
+    body: T,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Keyed<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Self::parse(&headers, &bytes).map_err(IntoResponse::into_response)
     }
-    Ok(raw.to_string())
+}
+
+impl<T: DeserializeOwned> Keyed<T> {
+    fn parse(headers: &HeaderMap, bytes: &[u8]) -> Result<Self, ApiError> {
+        let bad_key = |message: String| ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            message,
+        };
+        let raw = headers
+            .get("idempotency-key")
+            .ok_or_else(|| bad_key("the Idempotency-Key header is required".into()))?
+            .to_str()
+            .map_err(|_| bad_key("Idempotency-Key must be visible ASCII".into()))?;
+        let key = IdempotencyKey::parse(raw).map_err(|e| bad_key(e.to_string()))?;
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
+            code: "invalid_json",
+            message: format!("the body is not valid JSON: {e}"),
+        })?;
+        // serde_json's maps are sorted, so this is a canonical form of the request.
+        let canonical = serde_json::to_vec(&value).unwrap_or_default();
+        let request_hash = hex::encode(Sha256::digest(&canonical));
+        let body = serde_json::from_value(value).map_err(|e| ApiError::BadRequest {
+            code: "invalid_request",
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            key,
+            request_hash,
+            body,
+        })
+    }
 }
 
 fn replay(stored: StoredResponse) -> Response {
@@ -100,43 +144,14 @@ pub async fn place(
     State(state): State<AppState>,
     Extension(rid): Extension<RequestId>,
     CurrentUser(p): CurrentUser,
-    headers: HeaderMap,
-    body: Bytes,
+    keyed: Keyed<CheckoutRequest>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
-        code: "invalid_json",
-        message: format!("the body is not valid JSON: {e}"),
-    })?;
-    // serde_json's maps are sorted, so this is a canonical form of the request.
-    let canonical = serde_json::to_vec(&value).unwrap_or_default();
-    let hash = hex::encode(Sha256::digest(&canonical));
-    let req: CheckoutRequest = serde_json::from_value(value).map_err(|e| ApiError::BadRequest {
-        code: "invalid_request",
-        message: e.to_string(),
-    })?;
     let placed = state
         .checkout
-        .place_once::<Response>(p, req, &key, &hash, rid)
+        .place_once::<Response>(p, keyed.body, &keyed.key, keyed.request_hash, rid)
         .await?;
-    match placed {
-        Placed::Ran(response) => Ok(response),
-        Placed::Replay(stored) => Ok(replay(stored)),
-        Placed::Mismatch => Err(ApiError::Custom {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "idempotency_mismatch".into(),
-            message: "this Idempotency-Key was used with a different request body".into(),
-        }),
-        Placed::Busy => Err(ApiError::Conflict {
-            code: "request_in_progress",
-            message: "a request with this Idempotency-Key is still being processed; retry later".into(),
-        }),
-    }
+    Ok(match placed {
+        Placed::Ran(response) => response,
+        Placed::Replay(stored) => replay(stored),
+    })
 }

@@ -463,65 +463,27 @@ impl From<CheckoutError> for ApiError {
     }
 }
 
+/// A checkout error's answer: its status and code ([`CheckoutError::status_code`]),
+/// and what the client may read.
 fn checkout_parts(e: &CheckoutError) -> (StatusCode, String, String, Option<String>) {
-    let (status, code) = match e {
-        CheckoutError::Disabled => (StatusCode::SERVICE_UNAVAILABLE, "checkout_disabled"),
-        CheckoutError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_checkout"),
-        CheckoutError::UnknownSku(_) => (StatusCode::BAD_REQUEST, "unknown_sku"),
-        CheckoutError::MixedCurrency => (StatusCode::BAD_REQUEST, "mixed_currency"),
-        CheckoutError::UnknownRate(_) => (StatusCode::BAD_REQUEST, "unknown_shipping_rate"),
-        CheckoutError::OutOfStock { .. } => (StatusCode::CONFLICT, "out_of_stock"),
-        CheckoutError::Rejected { code, message } => {
-            let code: String = code
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .take(64)
-                .collect();
-            return (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone(), None);
-        }
+    let (status, code) = e.status_code();
+    let (message, plugin) = match e {
         CheckoutError::RuleMisbehaved(m) => {
             tracing::error!(detail = %m, "checkout rule misbehaved");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "rule_failed".into(),
+            (
                 "a checkout rule failed; nothing was reserved or charged".into(),
                 None,
-            );
-        }
-        CheckoutError::Declined(_) | CheckoutError::RequiresAction => {
-            (StatusCode::PAYMENT_REQUIRED, "payment_declined")
+            )
         }
         CheckoutError::PaymentFailed(f) | CheckoutError::ShippingFailed(f) => {
-            let code = match e {
-                CheckoutError::PaymentFailed(_) => "payment_failed",
-                _ => "shipping_failed",
-            };
-            tracing::warn!(plugin = %f.plugin, code, detail = %f.detail, "checkout provider failed");
+            tracing::warn!(plugin = %f.plugin, code = code.as_ref(), detail = %f.detail, "checkout provider failed");
             let message = f
                 .public
                 .clone()
                 .unwrap_or_else(|| generic_plugin_message(&f.plugin));
-            return (
-                StatusCode::BAD_GATEWAY,
-                code.into(),
-                message,
-                Some(f.plugin.clone()),
-            );
+            (message, Some(f.plugin.clone()))
         }
-        CheckoutError::AmountTooLarge => (StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large"),
-        CheckoutError::InProgress => (StatusCode::CONFLICT, "request_in_progress"),
-        CheckoutError::TooManyOfYours(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_checkouts"),
-        CheckoutError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "checkout_busy"),
-        CheckoutError::OrderNotFound => (StatusCode::NOT_FOUND, "order_not_found"),
-        CheckoutError::NotRefundable(_) => (StatusCode::CONFLICT, "not_refundable"),
-        CheckoutError::NotShipped => (StatusCode::CONFLICT, "not_shipped"),
-        CheckoutError::Plugin(_) | CheckoutError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        other => (other.to_string(), None),
     };
-    (status, code.to_string(), e.to_string(), None)
+    (status, code.into_owned(), message, plugin)
 }

@@ -157,7 +157,7 @@ pub async fn link(
         .begin(
             &provider,
             param(&params, "return_to").as_deref(),
-            Some(p.user.id.clone()),
+            Some(p.user.id.to_string()),
             client.ip,
         )
         .await?;
@@ -227,7 +227,7 @@ async fn complete(
             // The callback is a GET route: a safe method, no origin check applies.
             let Some(p) = optional_principal(state, &axum::http::Method::GET, headers)
                 .await?
-                .filter(|p| &p.user.id == user_id)
+                .filter(|p| p.user.id.as_str() == user_id)
             else {
                 tracing::warn!(provider = %provider, "link callback without the session that asked for it");
                 return Err(OAuthError::StateInvalid.into());

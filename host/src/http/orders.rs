@@ -12,7 +12,7 @@ use super::orders_view::{OrderBody, OrderView};
 use super::session_auth::{AdminUser, CurrentUser};
 use super::AppState;
 use crate::checkout::CheckoutError;
-use crate::domain::RequestId;
+use crate::domain::{OrderId, RequestId, UserId};
 use crate::store::OrderRecord;
 
 pub fn router() -> Router<AppState> {
@@ -66,9 +66,14 @@ pub async fn list(
     }))
 }
 
-async fn own(state: &AppState, user_id: &str, id: &str) -> Result<OrderRecord, ApiError> {
-    match state.checkout.orders().get(id).await? {
-        Some(o) if o.user_id == user_id => Ok(o),
+/// An order id from a path: one that cannot be an order's is just not found.
+pub fn order_id(raw: &str) -> Result<OrderId, CheckoutError> {
+    OrderId::parse(raw).map_err(|_| CheckoutError::OrderNotFound)
+}
+
+async fn own(state: &AppState, user_id: &UserId, id: &str) -> Result<OrderRecord, ApiError> {
+    match state.checkout.orders().get(&order_id(id)?).await? {
+        Some(o) if o.user_id == *user_id => Ok(o),
         _ => Err(CheckoutError::OrderNotFound.into()),
     }
 }
@@ -146,6 +151,6 @@ pub async fn refund(
     AdminUser(_admin): AdminUser,
     Path(id): Path<String>,
 ) -> Result<Json<OrderBody>, ApiError> {
-    let order = state.checkout.refund(&id, &rid).await?;
+    let order = state.checkout.refund(&order_id(&id)?, &rid).await?;
     Ok(Json(OrderBody { order: order.into() }))
 }

@@ -5,10 +5,12 @@
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
+use super::codec::{decode, encode};
 use super::StoreError;
+use crate::domain::UserId;
 
 /// Roles a user can have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -27,7 +29,7 @@ impl Role {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UserRecord {
     /// Time-ordered (UUIDv7), so listing by id lists by creation.
-    pub id: String,
+    pub id: UserId,
     /// The normalized username.
     pub username: String,
     /// argon2id PHC string.
@@ -86,7 +88,7 @@ pub type TokenHash = [u8; 32];
 pub struct SessionRecord {
     /// Public id for listing and revoking; not a credential.
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     /// Unix milliseconds.
     pub created_at: i64,
     pub last_seen_at: i64,
@@ -117,7 +119,7 @@ impl From<sled::Error> for AccountError {
 pub trait AccountStore: Send + Sync {
     /// Fails with `UsernameTaken` if the (normalized) username exists.
     async fn create_user(&self, user: &UserRecord) -> Result<(), AccountError>;
-    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Replaces an existing user's record (same id and username).
     async fn update_user(&self, user: &UserRecord) -> Result<(), StoreError>;
@@ -129,7 +131,7 @@ pub trait AccountStore: Send + Sync {
     async fn touch_session(&self, hash: &TokenHash, last_seen_at: i64) -> Result<(), StoreError>;
     async fn delete_session(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
     /// A user's sessions with their token hashes.
-    async fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
+    async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
     /// Every session, for the expiry sweeper.
     async fn all_sessions(&self) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError>;
     /// The user an external identity logs in as.
@@ -148,7 +150,7 @@ pub trait AccountStore: Send + Sync {
     /// belongs to someone else. Returns the updated user.
     async fn link_identity(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         identity: &LinkedIdentity,
         verified_email: Option<&str>,
     ) -> Result<UserRecord, AccountError>;
@@ -164,15 +166,7 @@ pub struct SledAccounts {
     verified_emails: sled::Tree,
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn index_key(user_id: &str, session_id: &str) -> Vec<u8> {
+fn index_key(user_id: &UserId, session_id: &str) -> Vec<u8> {
     format!("{user_id}/{session_id}").into_bytes()
 }
 
@@ -203,8 +197,8 @@ impl AccountStore for SledAccounts {
             if names.get(user.username.as_bytes())?.is_some() {
                 return Err(ConflictableTransactionError::Abort(()));
             }
-            names.insert(user.username.as_bytes(), user.id.as_bytes())?;
-            users.insert(user.id.as_bytes(), record.as_slice())?;
+            names.insert(user.username.as_bytes(), user.id.as_str().as_bytes())?;
+            users.insert(user.id.as_str().as_bytes(), record.as_slice())?;
             Ok(())
         });
         match result {
@@ -214,19 +208,26 @@ impl AccountStore for SledAccounts {
         }
     }
 
-    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.users.get(id.as_bytes())?.map(|v| decode(&v)).transpose()
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.users
+            .get(id.as_str().as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         match self.usernames.get(username.as_bytes())? {
-            Some(id) => self.user(&String::from_utf8_lossy(&id)).await,
+            Some(id) => {
+                let id = UserId::parse(&String::from_utf8_lossy(&id))
+                    .map_err(|e| StoreError::Corrupt(format!("usernames: {e}")))?;
+                self.user(&id).await
+            }
             None => Ok(None),
         }
     }
 
     async fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        self.users.insert(user.id.as_bytes(), encode(user)?)?;
+        self.users.insert(user.id.as_str().as_bytes(), encode(user)?)?;
         Ok(())
     }
 
@@ -290,7 +291,7 @@ impl AccountStore for SledAccounts {
         Ok(removed.then_some(session))
     }
 
-    async fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
+    async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
         let mut out = Vec::new();
         for item in self.user_sessions.scan_prefix(format!("{user_id}/").as_bytes()) {
             let (_, hash) = item?;
@@ -314,14 +315,22 @@ impl AccountStore for SledAccounts {
 
     async fn user_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<UserRecord>, StoreError> {
         match self.identities.get(identity_key(issuer, subject))? {
-            Some(id) => self.user(&String::from_utf8_lossy(&id)).await,
+            Some(id) => {
+                let id = UserId::parse(&String::from_utf8_lossy(&id))
+                    .map_err(|e| StoreError::Corrupt(format!("usernames: {e}")))?;
+                self.user(&id).await
+            }
             None => Ok(None),
         }
     }
 
     async fn user_by_verified_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
         match self.verified_emails.get(email.as_bytes())? {
-            Some(id) => self.user(&String::from_utf8_lossy(&id)).await,
+            Some(id) => {
+                let id = UserId::parse(&String::from_utf8_lossy(&id))
+                    .map_err(|e| StoreError::Corrupt(format!("usernames: {e}")))?;
+                self.user(&id).await
+            }
             None => Ok(None),
         }
     }
@@ -351,15 +360,15 @@ impl AccountStore for SledAccounts {
                     if identities.get(key.as_slice())?.is_some() {
                         return Err(ConflictableTransactionError::Abort(AccountError::IdentityTaken));
                     }
-                    identities.insert(key.as_slice(), user.id.as_bytes())?;
+                    identities.insert(key.as_slice(), user.id.as_str().as_bytes())?;
                 }
                 if let Some(email) = verified_email {
                     if emails.get(email.as_bytes())?.is_none() {
-                        emails.insert(email.as_bytes(), user.id.as_bytes())?;
+                        emails.insert(email.as_bytes(), user.id.as_str().as_bytes())?;
                     }
                 }
-                names.insert(user.username.as_bytes(), user.id.as_bytes())?;
-                users.insert(user.id.as_bytes(), record.as_slice())?;
+                names.insert(user.username.as_bytes(), user.id.as_str().as_bytes())?;
+                users.insert(user.id.as_str().as_bytes(), record.as_slice())?;
                 Ok(())
             });
         match result {
@@ -371,10 +380,11 @@ impl AccountStore for SledAccounts {
 
     async fn link_identity(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         identity: &LinkedIdentity,
         verified_email: Option<&str>,
     ) -> Result<UserRecord, AccountError> {
+        let user_id = user_id.as_str();
         let key = identity_key(&identity.issuer, &identity.subject);
         let result = (&self.users, &self.identities, &self.verified_emails).transaction(
             |(users, identities, emails)| {

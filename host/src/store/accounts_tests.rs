@@ -13,9 +13,13 @@ async fn backends() -> Vec<(&'static str, Box<dyn AccountStore>)> {
     out
 }
 
-fn user(id: &str, name: &str) -> UserRecord {
+fn uid(raw: &str) -> UserId {
+    UserId::parse(raw).unwrap()
+}
+
+fn user(raw_id: &str, name: &str) -> UserRecord {
     UserRecord {
-        id: id.into(),
+        id: uid(raw_id),
         username: name.into(),
         password_hash: "$argon2id$x".into(),
         roles: vec![Role::User],
@@ -29,7 +33,7 @@ fn user(id: &str, name: &str) -> UserRecord {
 fn session(id: &str, user_id: &str) -> SessionRecord {
     SessionRecord {
         id: id.into(),
-        user_id: user_id.into(),
+        user_id: uid(user_id),
         created_at: 10,
         last_seen_at: 10,
         user_agent: None,
@@ -60,7 +64,7 @@ async fn usernames_are_unique_and_users_list_in_id_order() {
             "{backend}"
         );
         assert!(
-            store.user("0002").await.unwrap().is_none(),
+            store.user(&uid("0002")).await.unwrap().is_none(),
             "{backend}: nothing half-written"
         );
         let ids: Vec<String> = store
@@ -68,7 +72,7 @@ async fn usernames_are_unique_and_users_list_in_id_order() {
             .await
             .unwrap()
             .into_iter()
-            .map(|u| u.id)
+            .map(|u| u.id.to_string())
             .collect();
         assert_eq!(ids, ["0001-a", "0001-b"], "{backend}");
         let after: Vec<String> = store
@@ -76,13 +80,16 @@ async fn usernames_are_unique_and_users_list_in_id_order() {
             .await
             .unwrap()
             .into_iter()
-            .map(|u| u.id)
+            .map(|u| u.id.to_string())
             .collect();
         assert_eq!(after, ["0001-b"], "{backend}");
         let mut bob = store.user_by_username("bob").await.unwrap().unwrap();
         bob.disabled = true;
         store.update_user(&bob).await.unwrap();
-        assert!(store.user("0001-b").await.unwrap().unwrap().disabled, "{backend}");
+        assert!(
+            store.user(&uid("0001-b")).await.unwrap().unwrap().disabled,
+            "{backend}"
+        );
     }
 }
 
@@ -100,7 +107,11 @@ async fn sessions_are_found_touched_listed_and_deleted_once() {
             50,
             "{backend}: never back"
         );
-        assert_eq!(store.user_sessions("u1").await.unwrap().len(), 2, "{backend}");
+        assert_eq!(
+            store.user_sessions(&uid("u1")).await.unwrap().len(),
+            2,
+            "{backend}"
+        );
         assert_eq!(store.all_sessions().await.unwrap().len(), 2, "{backend}");
         assert_eq!(
             store.delete_session(&h1).await.unwrap().unwrap().id,
@@ -113,7 +124,11 @@ async fn sessions_are_found_touched_listed_and_deleted_once() {
             store.session(&h1).await.unwrap().is_none(),
             "{backend}: a touch never resurrects"
         );
-        assert_eq!(store.user_sessions("u1").await.unwrap()[0].0, h2, "{backend}");
+        assert_eq!(
+            store.user_sessions(&uid("u1")).await.unwrap()[0].0,
+            h2,
+            "{backend}"
+        );
     }
 }
 
@@ -145,7 +160,8 @@ async fn an_identity_belongs_to_one_account() {
                 .await
                 .unwrap()
                 .unwrap()
-                .id,
+                .id
+                .as_str(),
             "u-dora"
         );
         assert_eq!(
@@ -154,25 +170,26 @@ async fn an_identity_belongs_to_one_account() {
                 .await
                 .unwrap()
                 .unwrap()
-                .id,
+                .id
+                .as_str(),
             "u-dora"
         );
 
         store.create_user(&user("u-eve", "eve")).await.unwrap();
         assert!(
             matches!(
-                store.link_identity("u-eve", &identity("sub-1"), None).await,
+                store.link_identity(&uid("u-eve"), &identity("sub-1"), None).await,
                 Err(AccountError::IdentityTaken)
             ),
             "{backend}"
         );
         let linked = store
-            .link_identity("u-eve", &identity("sub-2"), Some("a@example.com"))
+            .link_identity(&uid("u-eve"), &identity("sub-2"), Some("a@example.com"))
             .await
             .unwrap();
         assert_eq!(linked.identities.len(), 1, "{backend}");
         let again = store
-            .link_identity("u-eve", &identity("sub-2"), None)
+            .link_identity(&uid("u-eve"), &identity("sub-2"), None)
             .await
             .unwrap();
         assert_eq!(again.identities.len(), 1, "{backend}: linking twice is a no-op");
@@ -182,12 +199,15 @@ async fn an_identity_belongs_to_one_account() {
                 .await
                 .unwrap()
                 .unwrap()
-                .id,
+                .id
+                .as_str(),
             "u-dora",
             "{backend}: a recorded email is not taken over"
         );
         assert!(matches!(
-            store.link_identity("nobody", &identity("sub-3"), None).await,
+            store
+                .link_identity(&uid("nobody"), &identity("sub-3"), None)
+                .await,
             Err(AccountError::UserNotFound)
         ));
     }

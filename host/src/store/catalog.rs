@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
+use super::codec::{count_of, decode, encode};
 use super::StoreError;
 use crate::domain::Money;
 
@@ -86,27 +87,13 @@ impl SledCatalog {
     }
 }
 
-fn encode(p: &ProductRecord) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(p).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode(bytes: &[u8]) -> Result<ProductRecord, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn stock_value(bytes: Option<sled::IVec>) -> u64 {
-    bytes
-        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-        .map_or(0, u64::from_be_bytes)
-}
-
 /// Appends `sku` at the next feed position, inside a product write's transaction.
 fn append(
     feed: &sled::transaction::TransactionalTree,
     head: &sled::transaction::TransactionalTree,
     sku: &[u8],
 ) -> Result<(), sled::transaction::UnabortableTransactionError> {
-    let next = stock_value(head.get(HEAD)?) + 1;
+    let next = count_of(head.get(HEAD)?) + 1;
     head.insert(HEAD, &next.to_be_bytes())?;
     feed.insert(&next.to_be_bytes(), sku)?;
     Ok(())
@@ -127,7 +114,7 @@ fn storage_error(e: TransactionError<()>) -> StoreError {
 impl CatalogStore for SledCatalog {
     async fn get(&self, sku: &str) -> Result<Option<(ProductRecord, u64)>, StoreError> {
         match self.products.get(sku)? {
-            Some(bytes) => Ok(Some((decode(&bytes)?, stock_value(self.stock.get(sku)?)))),
+            Some(bytes) => Ok(Some((decode(&bytes)?, count_of(self.stock.get(sku)?)))),
             None => Ok(None),
         }
     }
@@ -193,7 +180,7 @@ impl CatalogStore for SledCatalog {
         iter.take(limit)
             .map(|item| {
                 let (k, v) = item?;
-                Ok((decode(&v)?, stock_value(self.stock.get(k)?)))
+                Ok((decode(&v)?, count_of(self.stock.get(k)?)))
             })
             .collect()
     }
@@ -227,7 +214,7 @@ impl CatalogStore for SledCatalog {
     }
 
     async fn feed_head(&self) -> Result<u64, StoreError> {
-        Ok(stock_value(self.feed_head.get(HEAD)?))
+        Ok(count_of(self.feed_head.get(HEAD)?))
     }
 
     async fn feed_floor(&self) -> Result<u64, StoreError> {

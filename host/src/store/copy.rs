@@ -10,8 +10,10 @@ use std::path::Path;
 
 use sqlx::PgConnection;
 
+use super::codec::decode;
+use super::orders::{tables as order_tables, trees as order_trees};
 use super::postgres::Pg;
-use super::{OrderRecord, StoreError};
+use super::{idempotency, IdempotencyRecord, OrderRecord, StoreError};
 
 /// One area's count on each side after the copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +30,8 @@ const DATA_TABLES: &[&str] = &[
     "contacts",
     "plugin_kv",
     "products",
-    "orders",
-    "idempotency",
+    order_tables::ORDERS,
+    idempotency::TABLE,
 ];
 
 /// Copies the sled database in `dir` into `pg` (migrated first). Refuses a target that
@@ -64,10 +66,10 @@ pub async fn sled_to_postgres(dir: &Path, pg: &Pg, into_non_empty: bool) -> Resu
     report.push(copy_pairs(&db, &mut tx, "contacts", "contacts").await?);
     report.push(copy_kv(&db, &mut tx).await?);
     report.push(copy_pairs(&db, &mut tx, "products", "products").await?);
-    report.push(copy_pairs(&db, &mut tx, "stock", "stock").await?);
+    report.push(copy_pairs(&db, &mut tx, order_trees::STOCK, order_tables::STOCK).await?);
     report.push(copy_orders(&db, &mut tx).await?);
-    report.push(copy_pairs(&db, &mut tx, "user-purchases", "user_purchases").await?);
-    report.push(copy_pairs(&db, &mut tx, "idempotency", "idempotency").await?);
+    report.push(copy_pairs(&db, &mut tx, order_trees::PURCHASES, order_tables::PURCHASES).await?);
+    report.push(copy_claims(&db, &mut tx).await?);
     tx.commit().await?;
     for entry in &mut report {
         entry.target = target_count(pg, entry.area).await?;
@@ -160,12 +162,12 @@ async fn copy_pairs(
             "products" => sqlx::query("INSERT INTO products (sku, record) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(text(&k))
                 .bind(json("a product", &v)?),
-            "stock" => sqlx::query(
+            order_tables::STOCK => sqlx::query(
                 "INSERT INTO stock (sku, units) VALUES ($1, $2) ON CONFLICT (sku) DO UPDATE SET units = EXCLUDED.units",
             )
             .bind(text(&k))
             .bind(units(&v)),
-            "user_purchases" => {
+            order_tables::PURCHASES => {
                 let key = text(&k);
                 let Some((user, sku)) = key.split_once('/') else { continue };
                 sqlx::query(
@@ -175,19 +177,6 @@ async fn copy_pairs(
                 .bind(user.to_string())
                 .bind(sku.to_string())
                 .bind(units(&v))
-            }
-            "idempotency" => {
-                let record = json("an idempotency record", &v)?;
-                sqlx::query(
-                    "INSERT INTO idempotency (key, request_hash, order_id, response, created_at, claimed_at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(text(&k))
-                .bind(record["request_hash"].as_str().unwrap_or_default().to_string())
-                .bind(record["order_id"].as_str().unwrap_or_default().to_string())
-                .bind(Some(record["response"].clone()).filter(|r| !r.is_null()))
-                .bind(record["created_at"].as_i64().unwrap_or(0))
-                .bind(record["claimed_at"].as_i64().unwrap_or(0))
             }
             other => unreachable!("no copy for {other}"),
         };
@@ -240,16 +229,33 @@ async fn copy_kv(db: &sled::Db, tx: &mut PgConnection) -> Result<Copied, StoreEr
     })
 }
 
+/// Orders through the store's codec: the document PostgreSQL gets is the one sled held.
 async fn copy_orders(db: &sled::Db, tx: &mut PgConnection) -> Result<Copied, StoreError> {
     let mut n = 0;
-    for item in db.open_tree("orders")?.iter() {
+    for item in db.open_tree(order_trees::ORDERS)?.iter() {
         let (_, v) = item?;
-        let order: OrderRecord = serde_json::from_slice(&v).map_err(|e| corrupt("an order", e))?;
+        let order: OrderRecord = decode(&v).map_err(|e| corrupt("an order", e))?;
         super::postgres::insert_order(tx, &order).await?;
         n += 1;
     }
     Ok(Copied {
-        area: "orders",
+        area: order_tables::ORDERS,
+        source: n,
+        target: 0,
+    })
+}
+
+/// Idempotency keys (claims and their answers), through the store's codec.
+async fn copy_claims(db: &sled::Db, tx: &mut PgConnection) -> Result<Copied, StoreError> {
+    let mut n = 0;
+    for item in db.open_tree(idempotency::TREE)?.iter() {
+        let (k, v) = item?;
+        let record: IdempotencyRecord = decode(&v).map_err(|e| corrupt("an idempotency record", e))?;
+        super::postgres::insert_claim(tx, &text(&k), &record).await?;
+        n += 1;
+    }
+    Ok(Copied {
+        area: idempotency::TABLE,
         source: n,
         target: 0,
     })

@@ -10,9 +10,11 @@
 
 mod accounts;
 mod catalog;
+mod codec;
 mod contacts;
 pub mod copy;
 mod group_commit;
+mod idempotency;
 mod kv;
 mod orders;
 pub mod postgres;
@@ -27,10 +29,13 @@ pub use accounts::{
 pub use catalog::{CatalogStore, CatalogStoreError, ProductRecord, SledCatalog};
 pub use contacts::{ContactRecord, ContactStore, SledContacts};
 pub use group_commit::GroupCommit;
+pub use idempotency::{
+    Claim, ClaimKey, IdempotencyRecord, IdempotencyStore, NextAction, SledIdempotency, StoredResponse,
+};
 pub use kv::{KvBackend, KvError, PluginKv};
 pub use orders::{
-    Address, Claim, IdempotencyRecord, OrderAdjustment, OrderLine, OrderRecord, OrderStatus, OrderStore,
-    Payment, ReserveError, Shipment, SledOrders, StoredResponse, Transition,
+    OrderAdjustment, OrderFilter, OrderLine, OrderRecord, OrderStatus, OrderStore, Payment, ReserveError,
+    Shipment, SledOrders, Transition,
 };
 pub use sled_kv::SledKv;
 
@@ -38,7 +43,9 @@ use crate::auth::oidc::pending::{MemoryPending, PendingStore};
 use crate::auth::{LoginAttempts, LoginLimiter};
 use crate::config::{RateLimits, StorageBackend, StorageConfig};
 use crate::domain::PluginName;
-use postgres::{Pg, PgAccounts, PgCatalog, PgContacts, PgKv, PgLoginAttempts, PgOrders, PgPending};
+use postgres::{
+    Pg, PgAccounts, PgCatalog, PgContacts, PgIdempotency, PgKv, PgLoginAttempts, PgOrders, PgPending,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -184,11 +191,19 @@ impl Storage {
         })
     }
 
-    /// Orders, stock reservations and idempotency records.
+    /// Orders and stock reservations.
     pub fn orders(&self) -> Result<Arc<dyn OrderStore>, StoreError> {
         Ok(match &self.backend {
             Backend::Sled { db, .. } => Arc::new(SledOrders::open(db)?),
             Backend::Postgres(pg, _) => Arc::new(PgOrders::new(pg)),
+        })
+    }
+
+    /// Checkouts' idempotency keys: claims and stored answers.
+    pub fn idempotency(&self) -> Result<Arc<dyn IdempotencyStore>, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sled { db, .. } => Arc::new(SledIdempotency::open(db)?),
+            Backend::Postgres(pg, _) => Arc::new(PgIdempotency::new(pg)),
         })
     }
 

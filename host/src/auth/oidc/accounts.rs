@@ -5,7 +5,7 @@
 use rand::TryRngCore;
 
 use crate::auth::{now_ms, Auth, AuthError, ClientInfo, NewSession, Principal};
-use crate::domain::Username;
+use crate::domain::{UserId, Username};
 use crate::store::{AccountError, LinkedIdentity, Role, UserRecord};
 
 /// Who the provider says logged in.
@@ -124,7 +124,7 @@ impl Auth {
         let base = username_base(identity);
         let now = now_ms();
         let mut user = UserRecord {
-            id: uuid::Uuid::now_v7().simple().to_string(),
+            id: UserId::generate(),
             username: String::new(),
             // No password: password login never matches an empty hash.
             password_hash: String::new(),

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::{from_json, is_unique_violation, to_json, Contended, Pg};
+use crate::domain::UserId;
 use crate::store::{
     AccountError, AccountStore, LinkedIdentity, SessionRecord, StoreError, TokenHash, UserRecord,
 };
@@ -36,7 +37,7 @@ impl PgAccounts {
         let inserted = sqlx::query(
             "INSERT INTO users (id, username, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
-        .bind(&user.id)
+        .bind(user.id.as_str())
         .bind(&user.username)
         .bind(to_json(user)?)
         .execute(&mut *tx)
@@ -56,7 +57,7 @@ impl PgAccounts {
             )
             .bind(&identity.issuer)
             .bind(&identity.subject)
-            .bind(&user.id)
+            .bind(user.id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;
@@ -65,7 +66,7 @@ impl PgAccounts {
             }
         }
         if let Some(email) = verified_email {
-            remember_email(&mut tx, email, &user.id).await?;
+            remember_email(&mut tx, email, user.id.as_str()).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
@@ -154,8 +155,8 @@ impl AccountStore for PgAccounts {
             .await
     }
 
-    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.user_where("SELECT record FROM users WHERE id = $1", &[id])
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.user_where("SELECT record FROM users WHERE id = $1", &[id.as_str()])
             .await
     }
 
@@ -166,7 +167,7 @@ impl AccountStore for PgAccounts {
 
     async fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET record = $2 WHERE id = $1")
-            .bind(&user.id)
+            .bind(user.id.as_str())
             .bind(to_json(user)?)
             .execute(self.pg.pool())
             .await?;
@@ -186,7 +187,7 @@ impl AccountStore for PgAccounts {
     async fn insert_session(&self, hash: &TokenHash, session: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO sessions (token_hash, user_id, record) VALUES ($1, $2, $3)")
             .bind(&hash[..])
-            .bind(&session.user_id)
+            .bind(session.user_id.as_str())
             .bind(to_json(session)?)
             .execute(self.pg.pool())
             .await
@@ -230,9 +231,9 @@ impl AccountStore for PgAccounts {
         record.map(from_json).transpose()
     }
 
-    async fn user_sessions(&self, user_id: &str) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
+    async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<(TokenHash, SessionRecord)>, StoreError> {
         sqlx::query("SELECT token_hash, record FROM sessions WHERE user_id = $1")
-            .bind(user_id)
+            .bind(user_id.as_str())
             .fetch_all(self.pg.pool())
             .await?
             .iter()
@@ -278,13 +279,13 @@ impl AccountStore for PgAccounts {
 
     async fn link_identity(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         identity: &LinkedIdentity,
         verified_email: Option<&str>,
     ) -> Result<UserRecord, AccountError> {
         self.pg
             .retrying("link identity", || {
-                self.try_link(user_id, identity, verified_email)
+                self.try_link(user_id.as_str(), identity, verified_email)
             })
             .await
     }

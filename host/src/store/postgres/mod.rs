@@ -15,6 +15,7 @@ mod accounts;
 mod catalog;
 mod contacts;
 pub mod driving;
+mod idempotency;
 mod kv;
 pub mod leases;
 mod login_attempts;
@@ -35,12 +36,14 @@ use sqlx::PgPool;
 pub use accounts::PgAccounts;
 pub use catalog::PgCatalog;
 pub use contacts::PgContacts;
+pub use idempotency::{insert_claim, PgIdempotency};
 pub use kv::PgKv;
 pub use login_attempts::PgLoginAttempts;
 pub use migrate::{migrate, schema_version, MIGRATIONS};
 pub use orders::{insert_order, PgOrders};
 pub use pending::PgPending;
 
+use super::codec::{from_json, to_json};
 use super::StoreError;
 use crate::config::PostgresConfig;
 
@@ -199,15 +202,6 @@ pub fn redact(url: &str) -> String {
         }
         Err(_) => "(an unparsable database URL)".into(),
     }
-}
-
-/// JSON text of a record (the one codec, shared with sled).
-fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, StoreError> {
-    serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 #[cfg(test)]

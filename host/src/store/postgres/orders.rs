@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use sqlx::PgConnection;
 
 use super::{from_json, to_json, Pg};
-use crate::store::{Claim, OrderRecord, OrderStatus, OrderStore, ReserveError, StoreError, StoredResponse};
+use crate::domain::{OrderId, UserId};
+use crate::store::{OrderFilter, OrderRecord, OrderStatus, OrderStore, ReserveError, StoreError};
 
 pub struct PgOrders {
     pg: Pg,
@@ -30,21 +31,11 @@ impl super::Contended for ReserveError {
     }
 }
 
-fn status_text(s: OrderStatus) -> &'static str {
-    match s {
-        OrderStatus::Pending => "pending",
-        OrderStatus::Paid => "paid",
-        OrderStatus::Fulfilled => "fulfilled",
-        OrderStatus::Refunded => "refunded",
-        OrderStatus::Failed => "failed",
-    }
-}
-
 /// Each sku's units in the order, by sku (the lock order).
 fn units(order: &OrderRecord) -> BTreeMap<&str, i64> {
     let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
-    for l in &order.lines {
-        *wanted.entry(l.sku.as_str()).or_default() += i64::from(l.quantity);
+    for (sku, n) in order.units() {
+        *wanted.entry(sku).or_default() += i64::try_from(n).unwrap_or(i64::MAX);
     }
     wanted
 }
@@ -68,7 +59,7 @@ async fn return_units(tx: &mut PgConnection, order: &OrderRecord) -> Result<(), 
         sqlx::query(
             "UPDATE user_purchases SET units = GREATEST(units - $3, 0) WHERE user_id = $1 AND sku = $2",
         )
-        .bind(&order.user_id)
+        .bind(order.user_id.as_str())
         .bind(sku)
         .bind(n)
         .execute(&mut *tx)
@@ -78,13 +69,18 @@ async fn return_units(tx: &mut PgConnection, order: &OrderRecord) -> Result<(), 
 }
 
 /// The stored order's version and flag, locked for this transaction.
-async fn lock_order(tx: &mut PgConnection, id: &str) -> Result<Option<(i64, bool)>, StoreError> {
+async fn lock_order(tx: &mut PgConnection, id: &OrderId) -> Result<Option<(i64, bool)>, StoreError> {
     Ok(
         sqlx::query_as("SELECT version, stock_released FROM orders WHERE id = $1 FOR UPDATE")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(tx)
             .await?,
     )
+}
+
+/// An order id a row holds in a column.
+fn stored_id(id: &str) -> Result<OrderId, StoreError> {
+    OrderId::parse(id).map_err(|e| StoreError::Corrupt(format!("{e}: {id:?}")))
 }
 
 /// `{created_at:020}/{id}`: the position format the sled backend uses too.
@@ -104,10 +100,10 @@ pub async fn insert_order(tx: &mut PgConnection, order: &OrderRecord) -> Result<
         "INSERT INTO orders (id, user_id, created_at, status, unsettled, version, stock_released, record)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
-    .bind(&order.id)
-    .bind(&order.user_id)
+    .bind(order.id.as_str())
+    .bind(order.user_id.as_str())
     .bind(order.created_at)
-    .bind(status_text(order.status))
+    .bind(order.status.as_str())
     .bind(order.is_unsettled())
     .bind(version(order.version))
     .bind(order.stock_released)
@@ -130,7 +126,7 @@ async fn index_payment(tx: &mut PgConnection, order: &OrderRecord) -> Result<(),
         )
         .bind(&p.provider)
         .bind(&p.provider_id)
-        .bind(&order.id)
+        .bind(order.id.as_str())
         .execute(tx)
         .await?;
     }
@@ -167,7 +163,7 @@ impl PgOrders {
                 "INSERT INTO user_purchases (user_id, sku, units) VALUES ($1, $2, $3)
                  ON CONFLICT (user_id, sku) DO UPDATE SET units = user_purchases.units + EXCLUDED.units",
             )
-            .bind(&order.user_id)
+            .bind(order.user_id.as_str())
             .bind(sku)
             .bind(n)
             .execute(&mut *tx)
@@ -198,8 +194,8 @@ impl PgOrders {
             "UPDATE orders SET status = $2, unsettled = $3, version = $4, stock_released = $5, record = $6
               WHERE id = $1",
         )
-        .bind(&order.id)
-        .bind(status_text(next.status))
+        .bind(order.id.as_str())
+        .bind(next.status.as_str())
         .bind(next.is_unsettled())
         .bind(version(next.version))
         .bind(next.stock_released)
@@ -218,7 +214,7 @@ impl PgOrders {
                 return Err(StoreError::Conflict(format!("order {}", order.id)));
             }
             sqlx::query("DELETE FROM orders WHERE id = $1")
-                .bind(&order.id)
+                .bind(order.id.as_str())
                 .execute(&mut *tx)
                 .await?;
             if !stored_released {
@@ -227,55 +223,6 @@ impl PgOrders {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn try_claim(
-        &self,
-        key: &str,
-        hash: &str,
-        order_id: &str,
-        now: i64,
-        abandoned_after_ms: i64,
-    ) -> Result<Claim, StoreError> {
-        let mut tx = self.pg.pool().begin().await?;
-        let current: Option<(String, Option<serde_json::Value>, i64)> = sqlx::query_as(
-            "SELECT request_hash, response, claimed_at FROM idempotency WHERE key = $1 FOR UPDATE",
-        )
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match current {
-            None => {
-                let inserted = sqlx::query(
-                    "INSERT INTO idempotency (key, request_hash, order_id, response, created_at, claimed_at)
-                     VALUES ($1, $2, $3, NULL, $4, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(key)
-                .bind(hash)
-                .bind(order_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                if inserted.rows_affected() == 0 {
-                    // Another request made the key first: run again and see its claim.
-                    return Err(StoreError::Busy(format!("idempotency key {key}")));
-                }
-            }
-            Some((stored_hash, _, _)) if stored_hash != hash => return Ok(Claim::Mismatch),
-            Some((_, Some(response), _)) => return Ok(Claim::Done(from_json(response)?)),
-            Some((_, None, claimed_at)) if now - claimed_at < abandoned_after_ms => {
-                return Ok(Claim::InFlight)
-            }
-            Some(_) => {
-                sqlx::query("UPDATE idempotency SET claimed_at = $2 WHERE key = $1")
-                    .bind(key)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(Claim::Fresh)
     }
 
     async fn page(
@@ -296,7 +243,7 @@ impl PgOrders {
               ORDER BY created_at DESC, id DESC LIMIT $6",
         )
         .bind(user)
-        .bind(status.map(status_text))
+        .bind(status.map(OrderStatus::as_str))
         .bind(before.is_none())
         .bind(at)
         .bind(id)
@@ -316,10 +263,10 @@ impl PgOrders {
 
 #[async_trait::async_trait]
 impl OrderStore for PgOrders {
-    async fn purchased(&self, user_id: &str, skus: &[&str]) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn purchased(&self, user_id: &UserId, skus: &[&str]) -> Result<Vec<(String, u64)>, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT sku, units FROM user_purchases WHERE user_id = $1 AND sku = ANY($2)")
-                .bind(user_id)
+                .bind(user_id.as_str())
                 .bind(skus)
                 .fetch_all(self.pg.pool())
                 .await?;
@@ -354,9 +301,9 @@ impl OrderStore for PgOrders {
             .await
     }
 
-    async fn get(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+    async fn get(&self, id: &OrderId) -> Result<Option<OrderRecord>, StoreError> {
         let record: Option<serde_json::Value> = sqlx::query_scalar("SELECT record FROM orders WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(self.pg.pool())
             .await?;
         record.map(from_json).transpose()
@@ -380,8 +327,8 @@ impl OrderStore for PgOrders {
         &self,
         created_before: i64,
         limit: usize,
-        wanted: &(dyn for<'i> Fn(&'i str) -> bool + Send + Sync),
-    ) -> Result<Vec<String>, StoreError> {
+        wanted: OrderFilter<'_>,
+    ) -> Result<Vec<OrderId>, StoreError> {
         const BATCH: i64 = 500;
         let mut out = Vec::new();
         let mut after: (i64, String) = (i64::MIN, String::new());
@@ -402,8 +349,9 @@ impl OrderStore for PgOrders {
                 if out.len() >= limit {
                     break;
                 }
-                if wanted(&id) {
-                    out.push(id.clone());
+                let order_id = stored_id(&id)?;
+                if wanted(&order_id) {
+                    out.push(order_id);
                 }
                 after = (created_at, id);
             }
@@ -416,7 +364,7 @@ impl OrderStore for PgOrders {
 
     async fn page_for_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         before: Option<&[u8]>,
         limit: usize,
     ) -> Result<(Vec<OrderRecord>, Option<Vec<u8>>), StoreError> {
@@ -433,7 +381,7 @@ impl OrderStore for PgOrders {
                 }
             }
         };
-        let (orders, next) = self.page(Some(user_id), None, before, limit).await?;
+        let (orders, next) = self.page(Some(user_id.as_str()), None, before, limit).await?;
         Ok((
             orders,
             next.map(|(at, id)| format!("{prefix}{}", position(at, &id)).into_bytes()),
@@ -463,52 +411,5 @@ impl OrderStore for PgOrders {
             .fetch_optional(self.pg.pool())
             .await?;
         Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
-    }
-
-    async fn claim(
-        &self,
-        key: &str,
-        hash: &str,
-        order_id: &str,
-        now: i64,
-        abandoned_after_ms: i64,
-    ) -> Result<Claim, StoreError> {
-        self.pg
-            .retrying("idempotency claim", || {
-                self.try_claim(key, hash, order_id, now, abandoned_after_ms)
-            })
-            .await
-    }
-
-    async fn complete(&self, key: &str, response: StoredResponse) -> Result<(), StoreError> {
-        sqlx::query("UPDATE idempotency SET response = $2 WHERE key = $1")
-            .bind(key)
-            .bind(to_json(&response)?)
-            .execute(self.pg.pool())
-            .await?;
-        Ok(())
-    }
-
-    async fn release_claim(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency WHERE key = $1")
-            .bind(key)
-            .execute(self.pg.pool())
-            .await?;
-        Ok(())
-    }
-
-    async fn release_unfinished_claims(&self) -> Result<usize, StoreError> {
-        let done = sqlx::query("DELETE FROM idempotency WHERE response IS NULL")
-            .execute(self.pg.pool())
-            .await?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
-    }
-
-    async fn expire_idempotency(&self, now: i64, max_age_ms: i64) -> Result<usize, StoreError> {
-        let done = sqlx::query("DELETE FROM idempotency WHERE response IS NOT NULL AND created_at < $1")
-            .bind(now.saturating_sub(max_age_ms))
-            .execute(self.pg.pool())
-            .await?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
 }
